@@ -1,0 +1,17 @@
+//! cosync keeps Microsoft Partner Center co-sell referrals and CRM opportunities
+//! (Dynamics 365 / Dataverse, Salesforce) in two-way sync, driven by declarative
+//! YAML.
+//!
+//! The pipeline, one module per stage:
+//!
+//! 1. [`source`] — YAML text → located values (every node knows `file:line:col`).
+//! 2. [`spec`] — the typed model of every file kind (and its JSON Schema).
+//! 3. [`validate`] — JSON Schema check + semantic lints → [`validate::ValidProject`].
+//!
+//! [`diag`] holds the diagnostics every stage reports; [`cli`] the commands.
+
+pub mod cli;
+pub mod diag;
+pub mod source;
+pub mod spec;
+pub mod validate;
