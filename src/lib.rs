@@ -11,7 +11,10 @@
 //! [`diag`] holds the diagnostics every stage reports; [`cli`] the commands.
 
 pub mod cli;
+pub mod connector;
 pub mod diag;
+pub mod domain;
+pub mod expr;
 pub mod source;
 pub mod spec;
 pub mod validate;

@@ -74,6 +74,8 @@ codes! {
     UnknownValueMap = "unknown-value-map",
     /// A test file naming a flow no file defines.
     UnknownFlow = "unknown-flow",
+    /// A reference to a step id the flow does not define.
+    UnknownStep = "unknown-step",
     /// A reference to an environment the project does not define.
     UnknownEnvironment = "unknown-environment",
     /// Two steps of one flow share an id.

@@ -291,12 +291,14 @@ pub struct ValueMapEntry {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValueMapDefault {
-    /// Written to Partner Center when a CRM value has no entry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Written to Partner Center when a CRM value has no entry (`null` is a valid
+    /// default: the field is cleared).
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "serde_json::Value")]
     pub partner_center: Option<serde_json::Value>,
-    /// Written to the CRM when a Partner Center value has no entry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Written to the CRM when a Partner Center value has no entry (`null` is a valid
+    /// default: the field is cleared).
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "serde_json::Value")]
     pub crm: Option<serde_json::Value>,
 }
@@ -321,4 +323,10 @@ pub enum KnownEnum {
     ReferralQualification,
     /// `customerProfile.size`.
     CustomerSize,
+}
+
+/// Deserialises a present value (even `null`) as `Some`; absence stays `None`
+/// through `#[serde(default)]`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
 }
