@@ -33,7 +33,10 @@ pub fn run(args: &SchemaArgs) -> Outcome {
         for s in stale {
             eprintln!("out of date: {s}");
         }
-        eprintln!("run `cosync schema --out {}` and commit the result", args.out.display());
+        eprintln!(
+            "run `cosync schema --out {}` and commit the result",
+            args.out.display()
+        );
         return Outcome::Problems;
     }
     if let Err(e) = std::fs::create_dir_all(&args.out) {

@@ -17,8 +17,15 @@ pub fn run(args: &ValidateArgs, color: bool) -> Outcome {
         }
     };
     let (project, diags) = crate::validate::validate(outcome);
-    let sources: HashMap<String, String> =
-        project.files.iter().map(|f| (f.name.clone(), f.text.clone())).collect();
+    let sources: HashMap<String, String> = project
+        .files
+        .iter()
+        .map(|f| (f.name.clone(), f.text.clone()))
+        .collect();
     print!("{}", render::render(&diags, &sources, args.format, color));
-    if diags.has_errors() { Outcome::Problems } else { Outcome::Success }
+    if diags.has_errors() {
+        Outcome::Problems
+    } else {
+        Outcome::Success
+    }
 }

@@ -15,40 +15,120 @@ pub struct BuiltinOperation {
 }
 
 const fn op(name: &'static str, description: &'static str, writes: bool) -> BuiltinOperation {
-    BuiltinOperation { name, description, writes }
+    BuiltinOperation {
+        name,
+        description,
+        writes,
+    }
 }
 
 const PARTNER_CENTER: &[BuiltinOperation] = &[
-    op("list_referrals", "GET /v1.0/engagements/referrals with OData $filter/$orderby/$top, following @odata.nextLink", false),
-    op("get_referral", "GET /v1.0/engagements/referrals/{id}", false),
+    op(
+        "list_referrals",
+        "GET /v1.0/engagements/referrals with OData $filter/$orderby/$top, following @odata.nextLink",
+        false,
+    ),
+    op(
+        "get_referral",
+        "GET /v1.0/engagements/referrals/{id}",
+        false,
+    ),
     op("create_referral", "POST /v1.0/engagements/referrals", true),
-    op("update_referral", "PATCH /v1.0/engagements/referrals/{id} with a JSON-Patch document", true),
-    op("replace_referral", "PUT /v1.0/engagements/referrals/{id} with If-Match (deprecated upstream)", true),
-    op("register_webhook", "POST (or PUT with replace) /webhooks/v1/registration", true),
-    op("get_webhook_registration", "GET /webhooks/v1/registration", false),
-    op("update_webhook_registration", "PUT /webhooks/v1/registration", true),
-    op("list_webhook_events", "GET /webhooks/v1/registration/events", false),
-    op("send_test_event", "POST /webhooks/v1/registration/validationEvents", true),
-    op("get_test_event", "GET /webhooks/v1/registration/validationEvents/{correlationId}", false),
+    op(
+        "update_referral",
+        "PATCH /v1.0/engagements/referrals/{id} with a JSON-Patch document",
+        true,
+    ),
+    op(
+        "replace_referral",
+        "PUT /v1.0/engagements/referrals/{id} with If-Match (deprecated upstream)",
+        true,
+    ),
+    op(
+        "register_webhook",
+        "POST (or PUT with replace) /webhooks/v1/registration",
+        true,
+    ),
+    op(
+        "get_webhook_registration",
+        "GET /webhooks/v1/registration",
+        false,
+    ),
+    op(
+        "update_webhook_registration",
+        "PUT /webhooks/v1/registration",
+        true,
+    ),
+    op(
+        "list_webhook_events",
+        "GET /webhooks/v1/registration/events",
+        false,
+    ),
+    op(
+        "send_test_event",
+        "POST /webhooks/v1/registration/validationEvents",
+        true,
+    ),
+    op(
+        "get_test_event",
+        "GET /webhooks/v1/registration/validationEvents/{correlationId}",
+        false,
+    ),
 ];
 
 const DATAVERSE: &[BuiltinOperation] = &[
-    op("win_opportunity", "POST /api/data/v9.2/WinOpportunity", true),
-    op("lose_opportunity", "POST /api/data/v9.2/LoseOpportunity", true),
-    op("entity_metadata", "GET EntityDefinitions with attributes and option sets", false),
-    op("changes", "Change tracking: rows changed since a delta link", false),
+    op(
+        "win_opportunity",
+        "POST /api/data/v9.2/WinOpportunity",
+        true,
+    ),
+    op(
+        "lose_opportunity",
+        "POST /api/data/v9.2/LoseOpportunity",
+        true,
+    ),
+    op(
+        "entity_metadata",
+        "GET EntityDefinitions with attributes and option sets",
+        false,
+    ),
+    op(
+        "changes",
+        "Change tracking: rows changed since a delta link",
+        false,
+    ),
 ];
 
 const SALESFORCE: &[BuiltinOperation] = &[
-    op("soql_query", "GET /services/data/vXX.X/query?q=SOQL, following nextRecordsUrl", false),
-    op("describe", "GET /services/data/vXX.X/sobjects/{type}/describe", false),
-    op("composite_update", "PATCH /services/data/vXX.X/composite/sobjects (up to 200 records)", true),
-    op("upsert_by_external_id", "PATCH /services/data/vXX.X/sobjects/{type}/{field}/{value}", true),
+    op(
+        "soql_query",
+        "GET /services/data/vXX.X/query?q=SOQL, following nextRecordsUrl",
+        false,
+    ),
+    op(
+        "describe",
+        "GET /services/data/vXX.X/sobjects/{type}/describe",
+        false,
+    ),
+    op(
+        "composite_update",
+        "PATCH /services/data/vXX.X/composite/sobjects (up to 200 records)",
+        true,
+    ),
+    op(
+        "upsert_by_external_id",
+        "PATCH /services/data/vXX.X/sobjects/{type}/{field}/{value}",
+        true,
+    ),
 ];
 
 /// Every built-in kind.
-pub const KINDS: &[ConnectorKind] =
-    &[ConnectorKind::PartnerCenter, ConnectorKind::Dataverse, ConnectorKind::Salesforce, ConnectorKind::Http];
+pub const KINDS: &[ConnectorKind] = &[
+    ConnectorKind::PartnerCenter,
+    ConnectorKind::Dataverse,
+    ConnectorKind::Salesforce,
+    ConnectorKind::Http,
+];
 
 /// The built-in operations of a kind.
 pub fn builtin_operations(kind: ConnectorKind) -> &'static [BuiltinOperation] {

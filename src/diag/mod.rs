@@ -92,9 +92,7 @@ impl Diagnostic {
     }
 
     fn sort_key(&self) -> (Option<&str>, u32, u32, Code, &str) {
-        let (line, col) = self
-            .span
-            .map_or((0, 0), |s| (s.start.line, s.start.column));
+        let (line, col) = self.span.map_or((0, 0), |s| (s.start.line, s.start.column));
         (self.file.as_deref(), line, col, self.code, &self.message)
     }
 }
@@ -148,11 +146,19 @@ impl Diagnostics {
 
 /// The closest candidate to `word` by edit distance, if it is close enough to be a
 /// plausible typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1) + 1;
     candidates
         .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(&word.to_lowercase(), &c.to_lowercase()), c))
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&word.to_lowercase(), &c.to_lowercase()),
+                c,
+            )
+        })
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, c)| (*d, *c))
         .map(|(_, c)| c)

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource, Report};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource, Report,
+};
 use serde::Serialize;
 
 use super::{Diagnostic, Diagnostics, Severity};
@@ -20,7 +22,12 @@ pub enum Format {
 }
 
 /// Renders diagnostics; `sources` maps file names to their text.
-pub fn render(diags: &Diagnostics, sources: &HashMap<String, String>, format: Format, color: bool) -> String {
+pub fn render(
+    diags: &Diagnostics,
+    sources: &HashMap<String, String>,
+    format: Format,
+    color: bool,
+) -> String {
     match format {
         Format::Human => human(diags, sources, color),
         Format::Json => json(diags),
@@ -30,8 +37,14 @@ pub fn render(diags: &Diagnostics, sources: &HashMap<String, String>, format: Fo
 
 /// Human form: one miette report per diagnostic and a summary line.
 pub fn human(diags: &Diagnostics, sources: &HashMap<String, String>, color: bool) -> String {
-    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false);
     let mut out = String::new();
     for d in diags.iter() {
         let report = to_report(d, sources);
@@ -73,9 +86,15 @@ fn to_report(d: &Diagnostic, sources: &HashMap<String, String>) -> Report {
             let len = if end > start {
                 end - start
             } else {
-                text[start..line_end].chars().next().map_or(0, char::len_utf8)
+                text[start..line_end]
+                    .chars()
+                    .next()
+                    .map_or(0, char::len_utf8)
             };
-            m = m.with_label(LabeledSpan::new_primary_with_span(Some("here".into()), (start, len)));
+            m = m.with_label(LabeledSpan::new_primary_with_span(
+                Some("here".into()),
+                (start, len),
+            ));
             Report::new(m).with_source_code(NamedSource::new(name.clone(), text.clone()))
         }
         _ => Report::new(m),
@@ -163,13 +182,19 @@ pub fn github(diags: &Diagnostics) -> String {
         if let Some(h) = &d.help {
             message.push_str(&format!("\nhelp: {h}"));
         }
-        out.push_str(&format!("::{level} {}::{}\n", props.join(","), escape_data(&message)));
+        out.push_str(&format!(
+            "::{level} {}::{}\n",
+            props.join(","),
+            escape_data(&message)
+        ));
     }
     out
 }
 
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn escape_property(s: &str) -> String {
@@ -184,14 +209,25 @@ mod tests {
 
     fn sample() -> (Diagnostics, HashMap<String, String>) {
         let text = "flow: x\nsteps:\n  - get: y\n    conector: pc\n".to_string();
-        let start = Pos { line: 4, column: 5, byte: 30 };
-        let end = Pos { line: 4, column: 13, byte: 38 };
+        let start = Pos {
+            line: 4,
+            column: 5,
+            byte: 30,
+        };
+        let end = Pos {
+            line: 4,
+            column: 13,
+            byte: 38,
+        };
         let d = Diagnostic::error(Code::UnknownKey, "unknown key `conector`")
             .in_file("f.yaml")
             .at(Span { start, end })
             .at_pointer("/steps/0/conector")
             .with_help("did you mean `connector`?");
-        (Diagnostics(vec![d]), HashMap::from([("f.yaml".to_string(), text)]))
+        (
+            Diagnostics(vec![d]),
+            HashMap::from([("f.yaml".to_string(), text)]),
+        )
     }
 
     #[test]

@@ -11,8 +11,9 @@ use crate::spec::mapping::KnownEnum;
 /// `status` values.
 pub const REFERRAL_STATUS: &[&str] = &["None", "New", "Active", "Closed"];
 /// `substatus` values.
-pub const REFERRAL_SUBSTATUS: &[&str] =
-    &["None", "Pending", "Received", "Accepted", "Won", "Lost", "Declined", "Expired"];
+pub const REFERRAL_SUBSTATUS: &[&str] = &[
+    "None", "Pending", "Received", "Accepted", "Won", "Lost", "Declined", "Expired",
+];
 /// The allowed `[status, substatus]` pairs (domain.md §1.5).
 pub const STATUS_SUBSTATUS: &[(&str, &str)] = &[
     ("New", "Pending"),
@@ -38,7 +39,8 @@ pub const SALES_STAGE: &[&str] = &["Qualify", "Develop", "Propose", "Close"];
 /// `type` values.
 pub const REFERRAL_TYPE: &[&str] = &["Independent", "Shared"];
 /// `qualification` values.
-pub const REFERRAL_QUALIFICATION: &[&str] = &["None", "Direct", "MarketingQualified", "SalesQualified"];
+pub const REFERRAL_QUALIFICATION: &[&str] =
+    &["None", "Direct", "MarketingQualified", "SalesQualified"];
 /// `customerProfile.size` values.
 pub const CUSTOMER_SIZE: &[&str] = &[
     "1to50employees",
@@ -106,12 +108,15 @@ impl KnownEnum {
 }
 
 /// Microsoft's connector definition of the referrals API (Swagger 2.0).
-pub const REFERRALS_SWAGGER: &str = include_str!("../../specs/partner-center-referrals.swagger.json");
+pub const REFERRALS_SWAGGER: &str =
+    include_str!("../../specs/partner-center-referrals.swagger.json");
 
 /// The swagger definition name of the Referral resource.
-pub const REFERRAL_DEFINITION: &str = "Microsoft.Partner.Service.PartnerReferrals.Contracts.V3.Referral";
+pub const REFERRAL_DEFINITION: &str =
+    "Microsoft.Partner.Service.PartnerReferrals.Contracts.V3.Referral";
 
-static SWAGGER: LazyLock<Value> = LazyLock::new(|| serde_json::from_str(REFERRALS_SWAGGER).unwrap_or(Value::Null));
+static SWAGGER: LazyLock<Value> =
+    LazyLock::new(|| serde_json::from_str(REFERRALS_SWAGGER).unwrap_or(Value::Null));
 
 /// The whole swagger document.
 pub fn swagger() -> &'static Value {
@@ -147,7 +152,9 @@ pub enum FieldStep {
 /// exists (or the schema is open below some point); `Err((index, known))` gives the
 /// first unknown step and the field names allowed there.
 pub fn check_referral_path(steps: &[FieldStep]) -> Result<(), (usize, Vec<String>)> {
-    let Some(mut node) = referral_schema() else { return Ok(()) };
+    let Some(mut node) = referral_schema() else {
+        return Ok(());
+    };
     let mut trail = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         if let FieldStep::Name(n) = step {
@@ -182,14 +189,23 @@ mod tests {
     fn steps(names: &[&str]) -> Vec<FieldStep> {
         names
             .iter()
-            .map(|n| if *n == "*" { FieldStep::Element } else { FieldStep::Name((*n).into()) })
+            .map(|n| {
+                if *n == "*" {
+                    FieldStep::Element
+                } else {
+                    FieldStep::Name((*n).into())
+                }
+            })
             .collect()
     }
 
     #[test]
     fn referral_paths_are_checked_against_the_swagger() {
         assert!(check_referral_path(&steps(&["details", "dealValue"])).is_ok());
-        assert!(check_referral_path(&steps(&["details", "requirements", "solutions", "*", "id"])).is_ok());
+        assert!(
+            check_referral_path(&steps(&["details", "requirements", "solutions", "*", "id"]))
+                .is_ok()
+        );
         assert!(check_referral_path(&steps(&["inviteContext", "assistanceRequestCode"])).is_ok());
         let err = check_referral_path(&steps(&["details", "dealvalue"])).err();
         assert!(matches!(err, Some((1, ref known)) if known.contains(&"dealValue".to_string())));
@@ -198,11 +214,22 @@ mod tests {
     #[test]
     fn the_swagger_enums_match_ours() {
         let schema = referral_schema().cloned().unwrap_or_default();
-        let codes = &schema["properties"]["inviteContext"]["properties"]["assistanceRequestCode"]["enum"];
-        let codes: Vec<&str> = codes.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let codes =
+            &schema["properties"]["inviteContext"]["properties"]["assistanceRequestCode"]["enum"];
+        let codes: Vec<&str> = codes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         assert_eq!(codes, ASSISTANCE_REQUEST_CODE);
         let stages = &schema["properties"]["salesStage"]["enum"];
-        let stages: Vec<&str> = stages.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let stages: Vec<&str> = stages
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         assert_eq!(stages, SALES_STAGE);
     }
 }

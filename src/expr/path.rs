@@ -47,9 +47,14 @@ pub struct PathError(pub String);
 impl CompiledPath {
     /// Parses `source`.
     pub fn compile(source: &str) -> Result<CompiledPath, PathError> {
-        let query = jsonpath_rust::parser::parse_json_path(source).map_err(|e| PathError(first_line(&e.to_string())))?;
+        let query = jsonpath_rust::parser::parse_json_path(source)
+            .map_err(|e| PathError(first_line(&e.to_string())))?;
         let shape = shape_of(&query);
-        Ok(CompiledPath { source: source.to_string(), query, shape })
+        Ok(CompiledPath {
+            source: source.to_string(),
+            query,
+            shape,
+        })
     }
 
     /// True when the path can be written to (single location or simple list).
@@ -67,7 +72,11 @@ impl CompiledPath {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn shape_of(query: &JpQuery) -> PathShape {
@@ -101,9 +110,16 @@ fn shape_of(query: &JpQuery) -> PathShape {
         }
     }
     if wildcard {
-        PathShape::List { list: before, element: after, steps }
+        PathShape::List {
+            list: before,
+            element: after,
+            steps,
+        }
     } else {
-        PathShape::Single { pointer: before, steps }
+        PathShape::Single {
+            pointer: before,
+            steps,
+        }
     }
 }
 
@@ -114,15 +130,30 @@ mod tests {
     #[test]
     fn shapes() {
         let p = CompiledPath::compile("$.details.dealValue").ok();
-        assert!(matches!(p.map(|p| p.shape), Some(PathShape::Single { pointer, .. }) if pointer == "/details/dealValue"));
+        assert!(
+            matches!(p.map(|p| p.shape), Some(PathShape::Single { pointer, .. }) if pointer == "/details/dealValue")
+        );
         let p = CompiledPath::compile("$.details.requirements.solutions[*].id").ok();
-        assert!(matches!(p.map(|p| p.shape), Some(PathShape::List { list, element, .. })
-            if list == "/details/requirements/solutions" && element == "/id"));
+        assert!(
+            matches!(p.map(|p| p.shape), Some(PathShape::List { list, element, .. })
+            if list == "/details/requirements/solutions" && element == "/id")
+        );
         let p = CompiledPath::compile("$['team'][0].email").ok();
-        assert!(matches!(p.map(|p| p.shape), Some(PathShape::Single { pointer, .. }) if pointer == "/team/0/email"));
-        for complex in ["$..id", "$.team[?@.email]", "$.a[*].b[*]", "$.a[0:2]", "$.a['b','c']"] {
+        assert!(
+            matches!(p.map(|p| p.shape), Some(PathShape::Single { pointer, .. }) if pointer == "/team/0/email")
+        );
+        for complex in [
+            "$..id",
+            "$.team[?@.email]",
+            "$.a[*].b[*]",
+            "$.a[0:2]",
+            "$.a['b','c']",
+        ] {
             let p = CompiledPath::compile(complex).ok();
-            assert!(matches!(p.map(|p| p.shape), Some(PathShape::Complex)), "{complex}");
+            assert!(
+                matches!(p.map(|p| p.shape), Some(PathShape::Complex)),
+                "{complex}"
+            );
         }
         assert!(CompiledPath::compile("details.dealValue").is_err());
         assert!(CompiledPath::compile("$.a[").is_err());

@@ -31,10 +31,15 @@ pub fn classify(text: &str) -> TextKind<'_> {
         return TextKind::Literal;
     }
     let trimmed = text.trim();
-    if let Some(inner) = trimmed.strip_prefix("{{").and_then(|t| t.strip_suffix("}}")) {
-        if !inner.contains("{{") && !inner.contains("}}") && !text.contains("{%") && !text.contains("{#") {
-            return TextKind::Expression(inner);
-        }
+    if let Some(inner) = trimmed
+        .strip_prefix("{{")
+        .and_then(|t| t.strip_suffix("}}"))
+        && !inner.contains("{{")
+        && !inner.contains("}}")
+        && !text.contains("{%")
+        && !text.contains("{#")
+    {
+        return TextKind::Expression(inner);
     }
     TextKind::Template
 }
@@ -54,7 +59,9 @@ pub fn new_env() -> Environment<'static> {
     env.set_fuel(Some(FUEL));
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_recursion_limit(64);
-    env.add_function("now", || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    env.add_function("now", || {
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    });
     env
 }
 
@@ -80,7 +87,10 @@ impl From<minijinja::Error> for ExprError {
             Some(detail) => format!("{}: {detail}", e.kind()),
             None => e.kind().to_string(),
         };
-        ExprError { message, range: e.range() }
+        ExprError {
+            message,
+            range: e.range(),
+        }
     }
 }
 
@@ -108,7 +118,10 @@ mod tests {
     #[test]
     fn classifies_text() {
         assert_eq!(classify("plain"), TextKind::Literal);
-        assert_eq!(classify("{{ referral.id }}"), TextKind::Expression(" referral.id "));
+        assert_eq!(
+            classify("{{ referral.id }}"),
+            TextKind::Expression(" referral.id ")
+        );
         assert_eq!(classify(" {{x}} "), TextKind::Expression("x"));
         assert_eq!(classify("id-{{ x }}"), TextKind::Template);
         assert_eq!(classify("{{ a }}{{ b }}"), TextKind::Template);
@@ -119,13 +132,23 @@ mod tests {
 
     #[test]
     fn finds_variables_and_errors() {
-        let vars = expression_variables("opportunity is none and referral.type == 'Shared'").unwrap_or_default();
-        assert_eq!(vars, HashSet::from(["opportunity".to_string(), "referral".to_string()]));
-        let vars = template_variables("{% for s in xs %}{{ s.id }}{% endfor %} {{ now() }}").unwrap_or_default();
+        let vars = expression_variables("opportunity is none and referral.type == 'Shared'")
+            .unwrap_or_default();
+        assert_eq!(
+            vars,
+            HashSet::from(["opportunity".to_string(), "referral".to_string()])
+        );
+        let vars = template_variables("{% for s in xs %}{{ s.id }}{% endfor %} {{ now() }}")
+            .unwrap_or_default();
         assert_eq!(vars, HashSet::from(["xs".to_string()]));
         let err = expression_variables("a ==").err();
         assert!(err.is_some());
-        let err = template_variables("x {{ a + }}").err().unwrap_or(ExprError { message: String::new(), range: None });
+        let err = template_variables("x {{ a + }}")
+            .err()
+            .unwrap_or(ExprError {
+                message: String::new(),
+                range: None,
+            });
         assert!(err.message.contains("syntax error"), "{}", err.message);
         assert!(err.range.is_some());
     }

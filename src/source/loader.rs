@@ -78,7 +78,10 @@ impl Loader {
             let name = path.display().to_string();
             let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => LoadError::Missing(name.clone()),
-                _ => LoadError::Unreadable { path: name.clone(), source: e },
+                _ => LoadError::Unreadable {
+                    path: name.clone(),
+                    source: e,
+                },
             })?;
             if meta.is_dir() {
                 let mut found = Vec::new();
@@ -100,9 +103,17 @@ impl Loader {
         Ok(outcome)
     }
 
-    fn read_file(&self, path: &Path, explicit: bool, out: &mut LoadOutcome) -> Result<(), LoadError> {
+    fn read_file(
+        &self,
+        path: &Path,
+        explicit: bool,
+        out: &mut LoadOutcome,
+    ) -> Result<(), LoadError> {
         let name = path.display().to_string();
-        let unreadable = |e| LoadError::Unreadable { path: name.clone(), source: e };
+        let unreadable = |e| LoadError::Unreadable {
+            path: name.clone(),
+            source: e,
+        };
         let size = std::fs::metadata(path).map_err(unreadable)?.len();
         let mut file = LoadedFile {
             name: name.clone(),
@@ -116,7 +127,9 @@ impl Loader {
             out.diagnostics.push(
                 Diagnostic::error(
                     Code::FileTooLarge,
-                    format!("the file is {size} bytes; cosync reads files up to {MAX_FILE_BYTES} bytes"),
+                    format!(
+                        "the file is {size} bytes; cosync reads files up to {MAX_FILE_BYTES} bytes"
+                    ),
                 )
                 .in_file(&name)
                 .with_help("split large definitions into several files"),
@@ -133,10 +146,13 @@ impl Loader {
                 let lines = LineIndex::new(&prefix);
                 let pos = lines.pos_of_byte(&prefix, valid);
                 out.diagnostics.push(
-                    Diagnostic::error(Code::NotUtf8, format!("the file is not UTF-8 text (invalid byte at offset {valid})"))
-                        .in_file(&name)
-                        .at(super::Span::point(pos))
-                        .with_help("save the file as UTF-8"),
+                    Diagnostic::error(
+                        Code::NotUtf8,
+                        format!("the file is not UTF-8 text (invalid byte at offset {valid})"),
+                    )
+                    .in_file(&name)
+                    .at(super::Span::point(pos))
+                    .with_help("save the file as UTF-8"),
                 );
                 out.files.push(file);
                 return Ok(());
@@ -148,11 +164,20 @@ impl Loader {
                 file.kind = FileKind::detect(&located.value);
                 if file.kind.is_none() {
                     let keys: Vec<&str> = FileKind::ALL.iter().map(|k| k.key()).collect();
-                    let first_key = located.value.as_object().and_then(|o| o.keys().next().cloned());
+                    let first_key = located
+                        .value
+                        .as_object()
+                        .and_then(|o| o.keys().next().cloned());
                     let mut d = if explicit {
-                        Diagnostic::error(Code::UnknownFileKind, "this is not a cosync file: no top-level kind key")
+                        Diagnostic::error(
+                            Code::UnknownFileKind,
+                            "this is not a cosync file: no top-level kind key",
+                        )
                     } else {
-                        Diagnostic::warning(Code::UnknownFileKind, "skipped: not a cosync file (no top-level kind key)")
+                        Diagnostic::warning(
+                            Code::UnknownFileKind,
+                            "skipped: not a cosync file (no top-level kind key)",
+                        )
                     };
                     d = d.in_file(&name).with_help(format!(
                         "a cosync file starts with one of `{}`",
@@ -171,7 +196,9 @@ impl Loader {
                 }
                 file.located = Some(located);
             }
-            Err(ds) => out.diagnostics.extend(ds.into_iter().map(|d| d.in_file(&name))),
+            Err(ds) => out
+                .diagnostics
+                .extend(ds.into_iter().map(|d| d.in_file(&name))),
         }
         file.text = text;
         out.files.push(file);
@@ -189,10 +216,15 @@ fn discover(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), LoadError> {
         source: e,
     })?;
     for entry in entries {
-        let entry = entry.map_err(|e| LoadError::Unreadable { path: dir.display().to_string(), source: e })?;
+        let entry = entry.map_err(|e| LoadError::Unreadable {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Ok(file_type) = entry.file_type() else { continue };
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
         if file_type.is_dir() {
             if !name.starts_with('.') && name != "target" && name != "node_modules" {
                 discover(&path, found)?;

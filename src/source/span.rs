@@ -26,7 +26,10 @@ pub struct Span {
 impl Span {
     /// A span covering one position.
     pub fn point(pos: Pos) -> Span {
-        Span { start: pos, end: pos }
+        Span {
+            start: pos,
+            end: pos,
+        }
     }
 
     /// Length in bytes.

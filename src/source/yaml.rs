@@ -7,8 +7,8 @@ use saphyr::{MarkedYaml, Scalar, YamlData, YamlLoader};
 use saphyr_parser::Parser;
 use serde_json::{Map, Number, Value};
 
-use super::span::{LineIndex, Span};
 use super::escape_pointer;
+use super::span::{LineIndex, Span};
 use crate::diag::{Code, Diagnostic};
 
 /// Most nodes that alias expansion may produce in one file (defends against
@@ -55,7 +55,10 @@ impl Located {
 
     /// The span of the key that introduces `pointer`, falling back to [`Self::locate`].
     pub fn locate_key(&self, pointer: &str) -> Option<Span> {
-        self.keys.get(pointer).copied().or_else(|| self.locate(pointer))
+        self.keys
+            .get(pointer)
+            .copied()
+            .or_else(|| self.locate(pointer))
     }
 }
 
@@ -77,25 +80,40 @@ pub fn parse_yaml(text: &str) -> Result<Located, Vec<Diagnostic>> {
     let docs = loader.into_documents();
     let mut docs = docs.into_iter();
     let Some(doc) = docs.next() else {
-        return Err(vec![Diagnostic::error(Code::EmptyFile, "the file holds no YAML document")
-            .with_help("a cosync file starts with its kind key, e.g. `flow: my-flow`")]);
+        return Err(vec![
+            Diagnostic::error(Code::EmptyFile, "the file holds no YAML document")
+                .with_help("a cosync file starts with its kind key, e.g. `flow: my-flow`"),
+        ]);
     };
     if let Some(second) = docs.next() {
         let span = span_of(text, &lines, &second.span);
         return Err(vec![
-            Diagnostic::error(Code::MultipleDocuments, "a cosync file holds one YAML document; this is a second one")
-                .at(span)
-                .with_help("split the documents into separate files"),
+            Diagnostic::error(
+                Code::MultipleDocuments,
+                "a cosync file holds one YAML document; this is a second one",
+            )
+            .at(span)
+            .with_help("split the documents into separate files"),
         ]);
     }
-    let mut walker = Walker { text, lines: &lines, out: Located::default(), problems: Vec::new() };
+    let mut walker = Walker {
+        text,
+        lines: &lines,
+        out: Located::default(),
+        problems: Vec::new(),
+    };
     let value = walker.walk(&doc, String::new(), 0);
     if !walker.problems.is_empty() {
         return Err(walker.problems);
     }
     if value.is_null() {
-        return Err(vec![Diagnostic::error(Code::EmptyFile, "the file holds only comments or an empty document")
-            .with_help("a cosync file starts with its kind key, e.g. `flow: my-flow`")]);
+        return Err(vec![
+            Diagnostic::error(
+                Code::EmptyFile,
+                "the file holds only comments or an empty document",
+            )
+            .with_help("a cosync file starts with its kind key, e.g. `flow: my-flow`"),
+        ]);
     }
     let mut out = walker.out;
     out.value = value;
@@ -107,11 +125,23 @@ fn scan_error(text: &str, lines: &LineIndex, e: &saphyr::ScanError) -> Diagnosti
     let pos = lines.pos(text, m.line(), m.col());
     let info = e.info();
     let (code, message, help) = if info.contains("duplicated key") {
-        (Code::DuplicateKey, "this key appears twice in the same mapping".to_string(), Some("remove or rename one of the two keys"))
+        (
+            Code::DuplicateKey,
+            "this key appears twice in the same mapping".to_string(),
+            Some("remove or rename one of the two keys"),
+        )
     } else if info.contains("billion-laughs") {
-        (Code::AliasLimit, format!("aliases expand to more than {ALIAS_NODE_LIMIT} nodes"), Some("cosync files do not need deeply nested aliases; write the values out"))
+        (
+            Code::AliasLimit,
+            format!("aliases expand to more than {ALIAS_NODE_LIMIT} nodes"),
+            Some("cosync files do not need deeply nested aliases; write the values out"),
+        )
     } else if info.contains("tab") {
-        (Code::YamlTab, format!("YAML syntax error: {info}"), Some("YAML indentation must use spaces, not tabs"))
+        (
+            Code::YamlTab,
+            format!("YAML syntax error: {info}"),
+            Some("YAML indentation must use spaces, not tabs"),
+        )
     } else {
         (Code::YamlSyntax, format!("YAML syntax error: {info}"), None)
     };
@@ -142,8 +172,11 @@ impl Walker<'_> {
         if depth > MAX_DEPTH {
             if self.problems.is_empty() {
                 self.problems.push(
-                    Diagnostic::error(Code::YamlSyntax, format!("nesting deeper than {MAX_DEPTH} levels"))
-                        .at(Span::point(span.start)),
+                    Diagnostic::error(
+                        Code::YamlSyntax,
+                        format!("nesting deeper than {MAX_DEPTH} levels"),
+                    )
+                    .at(Span::point(span.start)),
                 );
             }
             return Value::Null;
@@ -187,8 +220,11 @@ impl Walker<'_> {
 
     fn complex_key(&mut self, span: Span) -> String {
         self.problems.push(
-            Diagnostic::error(Code::YamlSyntax, "keys must be plain text, not lists or mappings")
-                .at(span),
+            Diagnostic::error(
+                Code::YamlSyntax,
+                "keys must be plain text, not lists or mappings",
+            )
+            .at(span),
         );
         String::from("?")
     }

@@ -153,9 +153,18 @@ mod tests {
 
     #[test]
     fn durations_parse() {
-        assert_eq!(parse_duration("500ms"), Some(std::time::Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Some(std::time::Duration::from_secs(120)));
-        assert_eq!(parse_duration("7d"), Some(std::time::Duration::from_secs(7 * 86_400)));
+        assert_eq!(
+            parse_duration("500ms"),
+            Some(std::time::Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_duration("2m"),
+            Some(std::time::Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_duration("7d"),
+            Some(std::time::Duration::from_secs(7 * 86_400))
+        );
         assert_eq!(parse_duration("10"), None);
         assert_eq!(parse_duration("s"), None);
         assert_eq!(parse_duration("5 m"), None);

@@ -651,12 +651,20 @@ impl Step {
     pub fn children(&self) -> Vec<(String, &[Step])> {
         match self {
             Step::Scope(s) => vec![("steps".into(), &s.steps[..])],
-            Step::If(s) => vec![("then".into(), &s.then[..]), ("else".into(), &s.otherwise[..])],
+            Step::If(s) => vec![
+                ("then".into(), &s.then[..]),
+                ("else".into(), &s.otherwise[..]),
+            ],
             Step::Switch(s) => {
                 let mut v: Vec<(String, &[Step])> = s
                     .cases
                     .iter()
-                    .map(|(k, steps)| (format!("cases/{}", crate::source::escape_pointer(k)), &steps[..]))
+                    .map(|(k, steps)| {
+                        (
+                            format!("cases/{}", crate::source::escape_pointer(k)),
+                            &steps[..],
+                        )
+                    })
                     .collect();
                 v.push(("default".into(), &s.default[..]));
                 v
@@ -670,6 +678,19 @@ impl Step {
 
 /// The kind keys of all step kinds, in the order of [`Step`]'s variants.
 pub const STEP_KINDS: &[&str] = &[
-    "get", "find", "create", "update", "upsert", "call", "map", "diff", "scope", "if", "switch",
-    "foreach", "until", "set", "terminate",
+    "get",
+    "find",
+    "create",
+    "update",
+    "upsert",
+    "call",
+    "map",
+    "diff",
+    "scope",
+    "if",
+    "switch",
+    "foreach",
+    "until",
+    "set",
+    "terminate",
 ];

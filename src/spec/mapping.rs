@@ -293,12 +293,20 @@ pub struct ValueMapEntry {
 pub struct ValueMapDefault {
     /// Written to Partner Center when a CRM value has no entry (`null` is a valid
     /// default: the field is cleared).
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "serde_json::Value")]
     pub partner_center: Option<serde_json::Value>,
     /// Written to the CRM when a Partner Center value has no entry (`null` is a valid
     /// default: the field is cleared).
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "serde_json::Value")]
     pub crm: Option<serde_json::Value>,
 }

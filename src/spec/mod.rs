@@ -20,7 +20,9 @@ pub use mapping::{MappingSpec, ValueMapSpec};
 pub use project::ProjectSpec;
 
 /// The kinds of cosync files. A file's kind is told by its top-level key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FileKind {
     /// `cosync.yaml` (top-level key `project`).

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::source::{LoadOutcome, LoadedFile};
 use crate::spec::{
-    ConnectorSpec, Document, FileKind, FlowSpec, FlowTestSpec, MappingSpec, ProjectSpec, ValueMapSpec,
+    ConnectorSpec, Document, FileKind, FlowSpec, FlowTestSpec, MappingSpec, ProjectSpec,
+    ValueMapSpec,
 };
 
 /// A definition together with the index of the file it came from.
@@ -45,7 +46,9 @@ pub struct ValidProject {
 impl ValidProject {
     /// A diagnostic located at `pointer` in file `file`.
     pub fn diag(&self, file: usize, pointer: &str, d: Diagnostic) -> Diagnostic {
-        let Some(f) = self.files.get(file) else { return d };
+        let Some(f) = self.files.get(file) else {
+            return d;
+        };
         let mut d = d.in_file(&f.name).at_pointer(pointer);
         if let Some(span) = f.located.as_ref().and_then(|l| l.locate(pointer)) {
             d = d.at(span);
@@ -55,7 +58,9 @@ impl ValidProject {
 
     /// Like [`Self::diag`] but pointing at the key that introduces `pointer`.
     pub fn diag_key(&self, file: usize, pointer: &str, d: Diagnostic) -> Diagnostic {
-        let Some(f) = self.files.get(file) else { return d };
+        let Some(f) = self.files.get(file) else {
+            return d;
+        };
         let mut d = d.in_file(&f.name).at_pointer(pointer);
         if let Some(span) = f.located.as_ref().and_then(|l| l.locate_key(pointer)) {
             d = d.at(span);
@@ -67,11 +72,16 @@ impl ValidProject {
 /// Validates everything that was loaded. Returns the project (built from every
 /// file that passed the schema check) and all diagnostics, sorted.
 pub fn validate(outcome: LoadOutcome) -> (ValidProject, Diagnostics) {
-    let LoadOutcome { files, mut diagnostics } = outcome;
+    let LoadOutcome {
+        files,
+        mut diagnostics,
+    } = outcome;
     let mut project = ValidProject::default();
     let mut docs = Vec::new();
     for (index, file) in files.iter().enumerate() {
-        let (Some(kind), Some(located)) = (file.kind, &file.located) else { continue };
+        let (Some(kind), Some(located)) = (file.kind, &file.located) else {
+            continue;
+        };
         let errors = schema::check(kind, located);
         if !errors.is_empty() {
             diagnostics.extend(errors.into_iter().map(|d| d.in_file(&file.name)));
@@ -80,7 +90,9 @@ pub fn validate(outcome: LoadOutcome) -> (ValidProject, Diagnostics) {
         match deserialize(kind, &located.value) {
             Ok(doc) => docs.push((index, doc)),
             Err((pointer, message)) => {
-                let mut d = Diagnostic::error(Code::Schema, message).in_file(&file.name).at_pointer(&pointer);
+                let mut d = Diagnostic::error(Code::Schema, message)
+                    .in_file(&file.name)
+                    .at_pointer(&pointer);
                 if let Some(span) = located.locate(&pointer) {
                     d = d.at(span);
                 }
@@ -98,7 +110,9 @@ pub fn validate(outcome: LoadOutcome) -> (ValidProject, Diagnostics) {
 }
 
 fn deserialize(kind: FileKind, value: &serde_json::Value) -> Result<Document, (String, String)> {
-    fn typed<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<T, (String, String)> {
+    fn typed<T: serde::de::DeserializeOwned>(
+        value: &serde_json::Value,
+    ) -> Result<T, (String, String)> {
         serde_path_to_error::deserialize(value).map_err(|e| {
             let pointer = path_to_pointer(e.path());
             (pointer, e.into_inner().to_string())
@@ -120,77 +134,135 @@ fn path_to_pointer(path: &serde_path_to_error::Path) -> String {
     for seg in path.iter() {
         match seg {
             Segment::Seq { index } => out.push_str(&format!("/{index}")),
-            Segment::Map { key } => out.push_str(&format!("/{}", crate::source::escape_pointer(key))),
+            Segment::Map { key } => {
+                out.push_str(&format!("/{}", crate::source::escape_pointer(key)))
+            }
             Segment::Enum { .. } | Segment::Unknown => {}
         }
     }
     out
 }
 
-fn add(project: &mut ValidProject, file: usize, doc: Document, out: &mut Diagnostics) {
-    fn insert<T>(
-        map: &mut BTreeMap<String, Defined<T>>,
-        files: &[LoadedFile],
-        what: &str,
-        key: &str,
-        name: String,
-        file: usize,
-        spec: T,
-        out: &mut Diagnostics,
-    ) {
-        if let Some(first) = map.get(&name) {
-            let first_file = files.get(first.file).map_or("?", |f| f.name.as_str());
-            let f = &files[file];
-            let pointer = format!("/{key}");
-            let mut d = Diagnostic::error(Code::DuplicateName, format!("a {what} named `{name}` is already defined in {first_file}"))
-                .in_file(&f.name)
-                .at_pointer(&pointer)
-                .with_help(format!("rename one of the two {what}s"));
-            if let Some(span) = f.located.as_ref().and_then(|l| l.locate(&pointer)) {
-                d = d.at(span);
-            }
-            out.push(d);
-            return;
-        }
-        map.insert(name, Defined { spec, file });
+/// A `duplicate-name` diagnostic at the kind key of file `file`.
+fn duplicate(
+    files: &[LoadedFile],
+    file: usize,
+    key: &str,
+    message: String,
+    help: &str,
+) -> Diagnostic {
+    let pointer = format!("/{key}");
+    let Some(f) = files.get(file) else {
+        return Diagnostic::error(Code::DuplicateName, message);
+    };
+    let mut d = Diagnostic::error(Code::DuplicateName, message)
+        .in_file(&f.name)
+        .at_pointer(&pointer)
+        .with_help(help);
+    if let Some(span) = f.located.as_ref().and_then(|l| l.locate(&pointer)) {
+        d = d.at(span);
     }
+    d
+}
+
+/// Adds a named definition, reporting a second definition of the same name.
+fn insert<T>(
+    map: &mut BTreeMap<String, Defined<T>>,
+    files: &[LoadedFile],
+    (what, key): (&str, &str),
+    name: String,
+    defined: Defined<T>,
+    out: &mut Diagnostics,
+) {
+    match map.get(&name) {
+        Some(first) => {
+            let first_file = files.get(first.file).map_or("?", |f| f.name.as_str());
+            let message = format!("a {what} named `{name}` is already defined in {first_file}");
+            out.push(duplicate(
+                files,
+                defined.file,
+                key,
+                message,
+                &format!("rename one of the two {what}s"),
+            ));
+        }
+        None => {
+            map.insert(name, defined);
+        }
+    }
+}
+
+fn add(project: &mut ValidProject, file: usize, doc: Document, out: &mut Diagnostics) {
     let files = &project.files;
     match doc {
-        Document::Project(spec) => {
-            if let Some(first) = &project.project {
+        Document::Project(spec) => match &project.project {
+            Some(first) => {
                 let first_file = files.get(first.file).map_or("?", |f| f.name.as_str());
-                let f = &files[file];
-                let mut d = Diagnostic::error(Code::DuplicateName, format!("a second project file; the first is {first_file}"))
-                    .in_file(&f.name)
-                    .at_pointer("/project")
-                    .with_help("validate one project at a time");
-                if let Some(span) = f.located.as_ref().and_then(|l| l.locate("/project")) {
-                    d = d.at(span);
-                }
-                out.push(d);
-            } else {
-                project.project = Some(Defined { spec, file });
+                let message = format!("a second project file; the first is {first_file}");
+                out.push(duplicate(
+                    files,
+                    file,
+                    "project",
+                    message,
+                    "validate one project at a time",
+                ));
             }
-        }
+            None => project.project = Some(Defined { spec, file }),
+        },
         Document::Flow(spec) => {
             let name = spec.flow.clone();
-            insert(&mut project.flows, files, "flow", "flow", name, file, spec, out)
+            insert(
+                &mut project.flows,
+                files,
+                ("flow", "flow"),
+                name,
+                Defined { spec, file },
+                out,
+            )
         }
         Document::Mapping(spec) => {
             let name = spec.mapping.clone();
-            insert(&mut project.mappings, files, "mapping table", "mapping", name, file, spec, out)
+            insert(
+                &mut project.mappings,
+                files,
+                ("mapping table", "mapping"),
+                name,
+                Defined { spec, file },
+                out,
+            )
         }
         Document::ValueMap(spec) => {
             let name = spec.value_map.clone();
-            insert(&mut project.value_maps, files, "value map", "value_map", name, file, spec, out)
+            insert(
+                &mut project.value_maps,
+                files,
+                ("value map", "value_map"),
+                name,
+                Defined { spec, file },
+                out,
+            )
         }
         Document::Connector(spec) => {
             let name = spec.connector.clone();
-            insert(&mut project.connectors, files, "connector", "connector", name, file, spec, out)
+            insert(
+                &mut project.connectors,
+                files,
+                ("connector", "connector"),
+                name,
+                Defined { spec, file },
+                out,
+            )
         }
         Document::Test(spec) => {
             let name = spec.test.clone();
-            insert(&mut project.tests, files, "test suite", "test", name, file, spec, out)
+            insert(
+                &mut project.tests,
+                files,
+                ("test suite", "test"),
+                name,
+                Defined { spec, file },
+                out,
+            )
         }
     }
 }

@@ -38,10 +38,16 @@ static SCHEMAS: LazyLock<HashMap<FileKind, Option<KindSchema>>> = LazyLock::new(
 /// file names); empty when the document is valid.
 pub fn check(kind: FileKind, located: &Located) -> Vec<Diagnostic> {
     let Some(Some(ks)) = SCHEMAS.get(&kind) else {
-        return vec![Diagnostic::error(Code::Schema, format!("internal: the {} schema does not compile", kind.key()))];
+        return vec![Diagnostic::error(
+            Code::Schema,
+            format!("internal: the {} schema does not compile", kind.key()),
+        )];
     };
     let mut out = Vec::new();
-    let cx = Cx { root: &ks.schema, located };
+    let cx = Cx {
+        root: &ks.schema,
+        located,
+    };
     for err in ks.validator.iter_errors(&located.value) {
         cx.convert(err, &mut out);
     }
@@ -95,7 +101,11 @@ impl Cx<'_> {
             }
             ValidationErrorKind::Required { property } => {
                 let name = property.as_str().unwrap_or("?").to_string();
-                let mut d = self.diag(Code::MissingKey, &ptr, format!("missing required key `{name}`"));
+                let mut d = self.diag(
+                    Code::MissingKey,
+                    &ptr,
+                    format!("missing required key `{name}`"),
+                );
                 if let Some(desc) = self
                     .schema_node(&schema_path)
                     .and_then(|n| n.pointer(&format!("/properties/{name}")))
@@ -133,17 +143,23 @@ impl Cx<'_> {
                 let mut d = self.diag(
                     Code::InvalidValue,
                     &ptr,
-                    format!("{} does not have the expected form", describe_value(instance)),
+                    format!(
+                        "{} does not have the expected form",
+                        describe_value(instance)
+                    ),
                 );
                 if pattern.contains("ms|s|m|h|d") {
                     d.message = format!("{} is not a duration", describe_value(instance));
-                    d = d.with_help("write a whole number and a unit: `500ms`, `30s`, `5m`, `2h`, `7d`");
+                    d = d.with_help(
+                        "write a whole number and a unit: `500ms`, `30s`, `5m`, `2h`, `7d`",
+                    );
                 } else {
                     d = d.with_help(format!("it must match `{pattern}`"));
                 }
                 out.push(d);
             }
-            ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            ValidationErrorKind::AnyOf { context }
+            | ValidationErrorKind::OneOfNotValid { context } => {
                 self.drill(&ptr, &schema_path, instance, context, out);
             }
             _ => out.push(self.diag(Code::Schema, &ptr, message)),
@@ -152,7 +168,8 @@ impl Cx<'_> {
 
     fn unknown_key(&self, ptr: &str, key: &str, allowed: &[String]) -> Diagnostic {
         let child = format!("{ptr}/{}", crate::source::escape_pointer(key));
-        let mut d = Diagnostic::error(Code::UnknownKey, format!("unknown key `{key}`")).at_pointer(&child);
+        let mut d =
+            Diagnostic::error(Code::UnknownKey, format!("unknown key `{key}`")).at_pointer(&child);
         if let Some(span) = self.located.locate_key(&child) {
             d = d.at(span);
         }
@@ -169,9 +186,16 @@ impl Cx<'_> {
         let d = self.diag(
             Code::InvalidValue,
             ptr,
-            format!("{} is not one of: {}", describe_value(instance), options.join(", ")),
+            format!(
+                "{} is not one of: {}",
+                describe_value(instance),
+                options.join(", ")
+            ),
         );
-        match instance.as_str().and_then(|s| did_you_mean(s, options.iter().map(String::as_str))) {
+        match instance
+            .as_str()
+            .and_then(|s| did_you_mean(s, options.iter().map(String::as_str)))
+        {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
             None => d,
         }
@@ -249,7 +273,11 @@ impl Cx<'_> {
                 out.push(self.diag(
                     Code::WrongType,
                     ptr,
-                    format!("expected {}, found {}", expected.join(" or "), describe_value(instance)),
+                    format!(
+                        "expected {}, found {}",
+                        expected.join(" or "),
+                        describe_value(instance)
+                    ),
                 ));
             }
         }
@@ -272,17 +300,40 @@ impl Cx<'_> {
         keys: &[Vec<String>],
         hits: &[usize],
     ) -> Diagnostic {
-        let all: Vec<&str> = keys.iter().flat_map(|k| k.iter().map(String::as_str)).collect();
+        let all: Vec<&str> = keys
+            .iter()
+            .flat_map(|k| k.iter().map(String::as_str))
+            .collect();
         let is_step = all.contains(&"get") && all.contains(&"terminate");
-        let code = if is_step { Code::UnknownStepKind } else { Code::Schema };
+        let code = if is_step {
+            Code::UnknownStepKind
+        } else {
+            Code::Schema
+        };
         let what = if is_step { "a step" } else { "this mapping" };
         if hits.len() > 1 {
-            let found: Vec<String> = hits.iter().flat_map(|&i| keys[i].iter()).filter(|k| obj.contains_key(*k)).map(|k| format!("`{k}`")).collect();
+            let found: Vec<String> = hits
+                .iter()
+                .flat_map(|&i| keys[i].iter())
+                .filter(|k| obj.contains_key(*k))
+                .map(|k| format!("`{k}`"))
+                .collect();
             return self
-                .diag(code, ptr, format!("{what} has exactly one kind key; found {}", found.join(" and ")))
+                .diag(
+                    code,
+                    ptr,
+                    format!(
+                        "{what} has exactly one kind key; found {}",
+                        found.join(" and ")
+                    ),
+                )
                 .with_help("split it into separate steps");
         }
-        let mut d = self.diag(code, ptr, format!("{what} needs one of the keys: {}", all.join(", ")));
+        let mut d = self.diag(
+            code,
+            ptr,
+            format!("{what} needs one of the keys: {}", all.join(", ")),
+        );
         for key in obj.keys() {
             if let Some(s) = did_you_mean(key, all.iter().copied()) {
                 let child = format!("{ptr}/{}", crate::source::escape_pointer(key));
@@ -304,7 +355,11 @@ fn distinguishing_keys(branches: &[&Value]) -> Vec<Vec<String>> {
         .map(|b| {
             b.get("required")
                 .and_then(Value::as_array)
-                .map(|r| r.iter().filter_map(|k| k.as_str().map(String::from)).collect())
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|k| k.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default()
         })
         .collect();
@@ -313,7 +368,12 @@ fn distinguishing_keys(branches: &[&Value]) -> Vec<Vec<String>> {
         .enumerate()
         .map(|(i, keys)| {
             keys.iter()
-                .find(|k| required.iter().enumerate().all(|(j, other)| j == i || !other.contains(k)))
+                .find(|k| {
+                    required
+                        .iter()
+                        .enumerate()
+                        .all(|(j, other)| j == i || !other.contains(k))
+                })
                 .into_iter()
                 .cloned()
                 .collect()
@@ -324,7 +384,10 @@ fn distinguishing_keys(branches: &[&Value]) -> Vec<Vec<String>> {
 fn type_matches(ty: &Value, v: &Value) -> bool {
     match ty {
         Value::String(t) => primitive_matches(t, v),
-        Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(|t| primitive_matches(t, v)),
+        Value::Array(ts) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|t| primitive_matches(t, v)),
         _ => true,
     }
 }

@@ -46,7 +46,15 @@ struct FlowCheck<'c, 'p> {
 
 impl<'c, 'p> FlowCheck<'c, 'p> {
     fn new(cx: &'c mut Cx<'p>, file: usize, flow: &'p FlowSpec) -> Self {
-        FlowCheck { cx, file, flow, defined: HashMap::new(), step_connector: HashMap::new(), scopes: vec![Vec::new()], order: 0 }
+        FlowCheck {
+            cx,
+            file,
+            flow,
+            defined: HashMap::new(),
+            step_connector: HashMap::new(),
+            scopes: vec![Vec::new()],
+            order: 0,
+        }
     }
 
     fn run(mut self) {
@@ -90,38 +98,81 @@ impl<'c, 'p> FlowCheck<'c, 'p> {
             *order += 1;
             let mut names: Vec<(String, String)> = Vec::new();
             if let Some(id) = step.id() {
-                let key = if matches!(step, Step::Scope(_) | Step::If(_) | Step::Switch(_) | Step::Foreach(_) | Step::Until(_) | Step::Set(_) | Step::Terminate(_)) { "id" } else { step.kind() };
+                let key = if matches!(
+                    step,
+                    Step::Scope(_)
+                        | Step::If(_)
+                        | Step::Switch(_)
+                        | Step::Foreach(_)
+                        | Step::Until(_)
+                        | Step::Set(_)
+                        | Step::Terminate(_)
+                ) {
+                    "id"
+                } else {
+                    step.kind()
+                };
                 names.push((id.to_string(), format!("{pointer}/{key}")));
             }
             if let Step::Set(s) = step {
                 for name in s.set.keys() {
-                    names.push((name.clone(), format!("{pointer}/set/{}", crate::source::escape_pointer(name))));
+                    names.push((
+                        name.clone(),
+                        format!("{pointer}/set/{}", crate::source::escape_pointer(name)),
+                    ));
                 }
             }
             for (name, at) in names {
                 let is_set_var = matches!(step, Step::Set(s) if s.set.contains_key(&name));
-                if FLOW_GLOBALS.contains(&name.as_str()) || crate::expr::template::GLOBALS.contains(&name.as_str()) {
-                    self.cx.report(self.file, &at, Diagnostic::error(Code::DuplicateStepId, format!("`{name}` is a reserved name")).with_help("choose another id"));
+                if FLOW_GLOBALS.contains(&name.as_str())
+                    || crate::expr::template::GLOBALS.contains(&name.as_str())
+                {
+                    self.cx.report(
+                        self.file,
+                        &at,
+                        Diagnostic::error(
+                            Code::DuplicateStepId,
+                            format!("`{name}` is a reserved name"),
+                        )
+                        .with_help("choose another id"),
+                    );
                     continue;
                 }
                 match self.defined.get(&name) {
                     Some(first) => {
                         let first_is_set = self.flow_value_is_set_var(&first.pointer);
                         if !(is_set_var && first_is_set) {
-                            let msg = format!("id `{name}` is already used by the step at line {}", first.line);
-                            self.cx.report(self.file, &at, Diagnostic::error(Code::DuplicateStepId, msg).with_help("step ids must be unique within a flow"));
+                            let msg = format!(
+                                "id `{name}` is already used by the step at line {}",
+                                first.line
+                            );
+                            self.cx.report(
+                                self.file,
+                                &at,
+                                Diagnostic::error(Code::DuplicateStepId, msg)
+                                    .with_help("step ids must be unique within a flow"),
+                            );
                         }
                     }
                     None => {
                         let line = self.line_of(&at);
-                        self.defined.insert(name.clone(), Definition { pointer: at, order: *order, line });
+                        self.defined.insert(
+                            name.clone(),
+                            Definition {
+                                pointer: at,
+                                order: *order,
+                                line,
+                            },
+                        );
                     }
                 }
             }
-            if let Some(conn) = step_connector(step) {
-                if let Some(id) = step.id() {
-                    self.step_connector.entry(id.to_string()).or_insert_with(|| conn.to_string());
-                }
+            if let Some(conn) = step_connector(step)
+                && let Some(id) = step.id()
+            {
+                self.step_connector
+                    .entry(id.to_string())
+                    .or_insert_with(|| conn.to_string());
             }
             for (key, children) in step.children() {
                 self.collect(children, &format!("{pointer}/{key}"), order);
@@ -149,13 +200,20 @@ impl<'c, 'p> FlowCheck<'c, 'p> {
         for (i, step) in steps.iter().enumerate() {
             self.order += 1;
             let pointer = format!("{base}/{i}");
-            if let Some(t) = terminated_at {
-                if runs_after_success(step) {
-                    let d = Diagnostic::error(Code::UnreachableStep, "this step can never run: the steps before it always end the run")
-                        .with_help(format!("the run ends at step {} of this list; remove this step or move it before", t + 1));
-                    self.cx.report_key(self.file, &format!("{pointer}/{}", kind_key(step)), d);
-                    terminated_at = None; // report once per list
-                }
+            if let Some(t) = terminated_at
+                && runs_after_success(step)
+            {
+                let d = Diagnostic::error(
+                    Code::UnreachableStep,
+                    "this step can never run: the steps before it always end the run",
+                )
+                .with_help(format!(
+                    "the run ends at step {} of this list; remove this step or move it before",
+                    t + 1
+                ));
+                self.cx
+                    .report_key(self.file, &format!("{pointer}/{}", kind_key(step)), d);
+                terminated_at = None; // report once per list
             }
             self.check_step(step, &pointer);
             if always_terminates(std::slice::from_ref(step)) && terminated_at.is_none() {
@@ -206,17 +264,31 @@ impl<'c, 'p> FlowCheck<'c, 'p> {
     fn text(&mut self, pointer: &str, text: &str, mode: TextMode) {
         // Resolve first (needs &self), then let the shared checker report (needs &mut cx).
         let vars = match mode {
-            TextMode::Expression => crate::expr::template::expression_variables(crate::expr::strip_braces(text)),
+            TextMode::Expression => {
+                crate::expr::template::expression_variables(crate::expr::strip_braces(text))
+            }
             TextMode::Template => crate::expr::template::template_variables(text),
         };
-        let mut pending: HashMap<String, Diagnostic> =
-            vars.ok().into_iter().flatten().filter_map(|v| self.resolve(&v).map(|d| (v, d))).collect();
-        self.cx.check_text(self.file, pointer, text, mode, &mut |v| pending.remove(v));
+        let mut pending: HashMap<String, Diagnostic> = vars
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| self.resolve(&v).map(|d| (v, d)))
+            .collect();
+        self.cx
+            .check_text(self.file, pointer, text, mode, &mut |v| pending.remove(v));
     }
 
-    fn values(&mut self, pointer: &str, values: &'p std::collections::BTreeMap<String, serde_json::Value>) {
+    fn values(
+        &mut self,
+        pointer: &str,
+        values: &'p std::collections::BTreeMap<String, serde_json::Value>,
+    ) {
         for (k, v) in values {
-            self.value(&format!("{pointer}/{}", crate::source::escape_pointer(k)), v);
+            self.value(
+                &format!("{pointer}/{}", crate::source::escape_pointer(k)),
+                v,
+            );
         }
     }
 
@@ -230,14 +302,23 @@ impl<'c, 'p> FlowCheck<'c, 'p> {
             }
             serde_json::Value::Object(map) => {
                 for (k, v) in map {
-                    self.value(&format!("{pointer}/{}", crate::source::escape_pointer(k)), v);
+                    self.value(
+                        &format!("{pointer}/{}", crate::source::escape_pointer(k)),
+                        v,
+                    );
                 }
             }
             _ => {}
         }
     }
 
-    fn fields_exist(&mut self, pointer: &str, keys: impl IntoIterator<Item = &'p String>, entity: Option<&crate::spec::connector::EntitySpec>, entity_name: &str) {
+    fn fields_exist(
+        &mut self,
+        pointer: &str,
+        keys: impl IntoIterator<Item = &'p String>,
+        entity: Option<&crate::spec::connector::EntitySpec>,
+        entity_name: &str,
+    ) {
         for k in keys {
             let p = format!("{pointer}/{}", crate::source::escape_pointer(k));
             self.cx.field(self.file, &p, entity, entity_name, k, false);
@@ -248,28 +329,55 @@ impl<'c, 'p> FlowCheck<'c, 'p> {
         let file = self.file;
         match step {
             Step::Get(s) => {
-                let entity = self.cx.connector_entity(file, p, &s.connector, &s.entity).and_then(|(_, e)| e);
+                let entity = self
+                    .cx
+                    .connector_entity(file, p, &s.connector, &s.entity)
+                    .and_then(|(_, e)| e);
                 self.text(&format!("{p}/key"), &s.key, TextMode::Template);
                 for (i, f) in s.select.iter().enumerate() {
-                    self.cx.field(file, &format!("{p}/select/{i}"), entity, &s.entity, f, true);
+                    self.cx
+                        .field(file, &format!("{p}/select/{i}"), entity, &s.entity, f, true);
                 }
             }
             Step::Find(s) => {
-                let entity = self.cx.connector_entity(file, p, &s.connector, &s.entity).and_then(|(_, e)| e);
-                self.fields_exist(&format!("{p}/where"), s.where_fields.keys(), entity, &s.entity);
+                let entity = self
+                    .cx
+                    .connector_entity(file, p, &s.connector, &s.entity)
+                    .and_then(|(_, e)| e);
+                self.fields_exist(
+                    &format!("{p}/where"),
+                    s.where_fields.keys(),
+                    entity,
+                    &s.entity,
+                );
                 self.values(&format!("{p}/where"), &s.where_fields);
                 for (i, f) in s.select.iter().enumerate() {
-                    self.cx.field(file, &format!("{p}/select/{i}"), entity, &s.entity, f, true);
+                    self.cx
+                        .field(file, &format!("{p}/select/{i}"), entity, &s.entity, f, true);
                 }
             }
             Step::Create(s) => {
-                let entity = self.cx.connector_entity(file, p, &s.connector, &s.entity).and_then(|(_, e)| e);
+                let entity = self
+                    .cx
+                    .connector_entity(file, p, &s.connector, &s.entity)
+                    .and_then(|(_, e)| e);
                 self.fields_exist(&format!("{p}/values"), s.values.keys(), entity, &s.entity);
                 self.values(&format!("{p}/values"), &s.values);
-                self.projection(p, "create", &s.connector, &s.entity, s.mapping.as_deref(), s.from.as_deref(), !s.values.is_empty());
+                self.projection(
+                    p,
+                    "create",
+                    &s.connector,
+                    &s.entity,
+                    s.mapping.as_deref(),
+                    s.from.as_deref(),
+                    !s.values.is_empty(),
+                );
             }
             Step::Update(s) => {
-                let entity = self.cx.connector_entity(file, p, &s.connector, &s.entity).and_then(|(_, e)| e);
+                let entity = self
+                    .cx
+                    .connector_entity(file, p, &s.connector, &s.entity)
+                    .and_then(|(_, e)| e);
                 self.text(&format!("{p}/key"), &s.key, TextMode::Template);
                 self.fields_exist(&format!("{p}/values"), s.values.keys(), entity, &s.entity);
                 self.values(&format!("{p}/values"), &s.values);
@@ -280,38 +388,77 @@ impl<'c, 'p> FlowCheck<'c, 'p> {
                     self.text(&format!("{p}/if_match"), m, TextMode::Template);
                 }
                 let has_values = !s.values.is_empty() || s.changes.is_some();
-                self.projection(p, "update", &s.connector, &s.entity, s.mapping.as_deref(), s.from.as_deref(), has_values);
+                self.projection(
+                    p,
+                    "update",
+                    &s.connector,
+                    &s.entity,
+                    s.mapping.as_deref(),
+                    s.from.as_deref(),
+                    has_values,
+                );
             }
             Step::Upsert(s) => {
-                let entity = self.cx.connector_entity(file, p, &s.connector, &s.entity).and_then(|(_, e)| e);
-                self.fields_exist(&format!("{p}/match"), s.match_fields.keys(), entity, &s.entity);
+                let entity = self
+                    .cx
+                    .connector_entity(file, p, &s.connector, &s.entity)
+                    .and_then(|(_, e)| e);
+                self.fields_exist(
+                    &format!("{p}/match"),
+                    s.match_fields.keys(),
+                    entity,
+                    &s.entity,
+                );
                 self.values(&format!("{p}/match"), &s.match_fields);
                 self.fields_exist(&format!("{p}/values"), s.values.keys(), entity, &s.entity);
                 self.values(&format!("{p}/values"), &s.values);
-                self.projection(p, "upsert", &s.connector, &s.entity, s.mapping.as_deref(), s.from.as_deref(), !s.values.is_empty());
+                self.projection(
+                    p,
+                    "upsert",
+                    &s.connector,
+                    &s.entity,
+                    s.mapping.as_deref(),
+                    s.from.as_deref(),
+                    !s.values.is_empty(),
+                );
             }
             Step::Call(s) => {
-                if let Some(c) = self.cx.connector(file, &format!("{p}/connector"), &s.connector) {
-                    if self.cx.operation(file, &format!("{p}/operation"), c, &s.operation) {
-                        if let Some(op) = c.operations.get(&s.operation) {
-                            let missing: Vec<&String> = op.inputs.iter().filter(|i| !s.with_inputs.contains_key(*i)).collect();
-                            if !missing.is_empty() {
-                                let names: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
-                                let d = Diagnostic::error(Code::InvalidStep, format!("operation `{}` needs the input(s) {}", s.operation, names.join(", ")))
-                                    .with_help("pass them under `with:`");
-                                self.cx.report_key(file, &format!("{p}/call"), d);
-                            }
-                        }
+                if let Some(c) = self
+                    .cx
+                    .connector(file, &format!("{p}/connector"), &s.connector)
+                    && self
+                        .cx
+                        .operation(file, &format!("{p}/operation"), c, &s.operation)
+                    && let Some(op) = c.operations.get(&s.operation)
+                {
+                    let missing: Vec<&String> = op
+                        .inputs
+                        .iter()
+                        .filter(|i| !s.with_inputs.contains_key(*i))
+                        .collect();
+                    if !missing.is_empty() {
+                        let names: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
+                        let d = Diagnostic::error(
+                            Code::InvalidStep,
+                            format!(
+                                "operation `{}` needs the input(s) {}",
+                                s.operation,
+                                names.join(", ")
+                            ),
+                        )
+                        .with_help("pass them under `with:`");
+                        self.cx.report_key(file, &format!("{p}/call"), d);
                     }
                 }
                 self.values(&format!("{p}/with"), &s.with_inputs);
             }
             Step::Map(s) => {
                 self.text(&format!("{p}/from"), &s.from, TextMode::Expression);
-                if let Some(m) = self.cx.mapping(file, &format!("{p}/mapping"), &s.mapping) {
-                    if s.target.is_none() && self.infer(m, &[&s.from]).is_none() {
-                        self.ambiguous(p, "map");
-                    }
+                if let Some(m) = self.cx.mapping(file, &format!("{p}/mapping"), &s.mapping)
+                    && s.target.is_none()
+                    && self.infer(m, &[&s.from]).is_none()
+                {
+                    self.ambiguous(p, "map");
                 }
             }
             Step::Diff(s) => {
@@ -346,7 +493,11 @@ impl<'c, 'p> FlowCheck<'c, 'p> {
             Step::Switch(s) => {
                 self.text(&format!("{p}/switch"), &s.switch, TextMode::Expression);
                 for (value, steps) in &s.cases {
-                    self.block(steps, &format!("{p}/cases/{}", crate::source::escape_pointer(value)), None);
+                    self.block(
+                        steps,
+                        &format!("{p}/cases/{}", crate::source::escape_pointer(value)),
+                        None,
+                    );
                 }
                 self.block(&s.default, &format!("{p}/default"), None);
             }
@@ -384,7 +535,16 @@ impl<'c, 'p> FlowCheck<'c, 'p> {
     /// `create`/`update`/`upsert`: a mapping needs `from` and must map this entity;
     /// without a mapping, values are needed.
     #[allow(clippy::too_many_arguments)]
-    fn projection(&mut self, p: &str, kind: &str, connector: &str, entity: &str, mapping: Option<&str>, from: Option<&str>, has_values: bool) {
+    fn projection(
+        &mut self,
+        p: &str,
+        kind: &str,
+        connector: &str,
+        entity: &str,
+        mapping: Option<&str>,
+        from: Option<&str>,
+        has_values: bool,
+    ) {
         let file = self.file;
         if let Some(f) = from {
             self.text(&format!("{p}/from"), f, TextMode::Expression);
@@ -392,18 +552,30 @@ impl<'c, 'p> FlowCheck<'c, 'p> {
         match (mapping, from) {
             (Some(name), from) => {
                 if from.is_none() {
-                    let d = Diagnostic::error(Code::InvalidStep, format!("`mapping` needs `from`: the record to project through `{name}`"))
-                        .with_help("add `from: <step id>`");
+                    let d = Diagnostic::error(
+                        Code::InvalidStep,
+                        format!("`mapping` needs `from`: the record to project through `{name}`"),
+                    )
+                    .with_help("add `from: <step id>`");
                     self.cx.report_key(file, &format!("{p}/mapping"), d);
                 }
                 if let Some(m) = self.cx.mapping(file, &format!("{p}/mapping"), name) {
-                    let sides = [(&m.partner_center.connector, &m.partner_center.entity), (&m.crm.connector, &m.crm.entity)];
-                    if !sides.iter().any(|(c, e)| c.as_str() == connector && e.as_str() == entity) {
+                    let sides = [
+                        (&m.partner_center.connector, &m.partner_center.entity),
+                        (&m.crm.connector, &m.crm.entity),
+                    ];
+                    if !sides
+                        .iter()
+                        .any(|(c, e)| c.as_str() == connector && e.as_str() == entity)
+                    {
                         let d = Diagnostic::error(
                             Code::InvalidStep,
                             format!(
                                 "mapping `{name}` maps {}/{} and {}/{}, not {connector}/{entity}",
-                                m.partner_center.connector, m.partner_center.entity, m.crm.connector, m.crm.entity
+                                m.partner_center.connector,
+                                m.partner_center.entity,
+                                m.crm.connector,
+                                m.crm.entity
                             ),
                         );
                         self.cx.report(file, &format!("{p}/mapping"), d);
@@ -411,13 +583,23 @@ impl<'c, 'p> FlowCheck<'c, 'p> {
                 }
             }
             (None, Some(_)) => {
-                let d = Diagnostic::error(Code::InvalidStep, "`from` needs `mapping`: the table to project it through")
-                    .with_help("add `mapping: <table>`, or use `values:`");
+                let d = Diagnostic::error(
+                    Code::InvalidStep,
+                    "`from` needs `mapping`: the table to project it through",
+                )
+                .with_help("add `mapping: <table>`, or use `values:`");
                 self.cx.report_key(file, &format!("{p}/from"), d);
             }
             (None, None) if !has_values => {
-                let what = if kind == "update" { "`changes`, `values` or `mapping` + `from`" } else { "`values` or `mapping` + `from`" };
-                let d = Diagnostic::error(Code::InvalidStep, format!("this {kind} step writes nothing: give it {what}"));
+                let what = if kind == "update" {
+                    "`changes`, `values` or `mapping` + `from`"
+                } else {
+                    "`values` or `mapping` + `from`"
+                };
+                let d = Diagnostic::error(
+                    Code::InvalidStep,
+                    format!("this {kind} step writes nothing: give it {what}"),
+                );
                 self.cx.report_key(file, &format!("{p}/{kind}"), d);
             }
             (None, None) => {}
@@ -451,7 +633,9 @@ impl<'c, 'p> FlowCheck<'c, 'p> {
     }
 
     fn infer(&self, mapping: &MappingSpec, from: &[&str]) -> Option<Side> {
-        from.iter().find_map(|f| self.side_of(mapping, f)).map(Side::other)
+        from.iter()
+            .find_map(|f| self.side_of(mapping, f))
+            .map(Side::other)
     }
 }
 
@@ -481,11 +665,23 @@ fn runs_after_success(step: &Step) -> bool {
 /// True when running `steps` (normally) always ends the run.
 pub(crate) fn always_terminates(steps: &[Step]) -> bool {
     steps.iter().any(|s| match s {
-        Step::Terminate(t) => runs_after_success(s) && t.run_after.iter().all(|r| *r == StepStatus::Succeeded),
+        Step::Terminate(t) => {
+            runs_after_success(s) && t.run_after.iter().all(|r| *r == StepStatus::Succeeded)
+        }
         Step::Scope(sc) => always_terminates(&sc.steps),
-        Step::If(i) => !i.then.is_empty() && !i.otherwise.is_empty() && always_terminates(&i.then) && always_terminates(&i.otherwise),
+        Step::If(i) => {
+            !i.then.is_empty()
+                && !i.otherwise.is_empty()
+                && always_terminates(&i.then)
+                && always_terminates(&i.otherwise)
+        }
         Step::Switch(sw) => {
-            !sw.default.is_empty() && always_terminates(&sw.default) && sw.cases.values().all(|c| !c.is_empty() && always_terminates(c))
+            !sw.default.is_empty()
+                && always_terminates(&sw.default)
+                && sw
+                    .cases
+                    .values()
+                    .all(|c| !c.is_empty() && always_terminates(c))
         }
         _ => false,
     })

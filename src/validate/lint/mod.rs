@@ -52,12 +52,19 @@ impl Cx<'_> {
 
     /// Reports `d` at bytes `range` of the string at `pointer`, when the source
     /// text there matches the string verbatim; else at the whole node.
-    pub(crate) fn report_in_text(&mut self, file: usize, pointer: &str, text: &str, range: Option<std::ops::Range<usize>>, d: Diagnostic) {
+    pub(crate) fn report_in_text(
+        &mut self,
+        file: usize,
+        pointer: &str,
+        text: &str,
+        range: Option<std::ops::Range<usize>>,
+        d: Diagnostic,
+    ) {
         let mut d = self.project.diag(file, pointer, d);
-        if let (Some(range), Some(span), Some(f)) = (range, d.span, self.project.files.get(file)) {
-            if let Some(sub) = sub_span(&f.text, &f.lines, span, text, range) {
-                d.span = Some(sub);
-            }
+        if let (Some(range), Some(span), Some(f)) = (range, d.span, self.project.files.get(file))
+            && let Some(sub) = sub_span(&f.text, &f.lines, span, text, range)
+        {
+            d.span = Some(sub);
         }
         self.out.push(d);
     }
@@ -104,7 +111,9 @@ impl Cx<'_> {
                 vars.sort();
                 for var in &vars {
                     if let Some(d) = resolve(var) {
-                        let range = analysed.find(var.as_str()).map(|i| i + offset..i + offset + var.len());
+                        let range = analysed
+                            .find(var.as_str())
+                            .map(|i| i + offset..i + offset + var.len());
                         let _ = &analysed;
                         self.report_in_text(file, pointer, text, range, d);
                     }
@@ -144,7 +153,13 @@ impl Cx<'_> {
 
 /// The span of `range` (bytes of `text`) inside the scalar at `span`, if the
 /// source holds `text` verbatim there (plain or quoted without escapes).
-fn sub_span(source: &str, lines: &crate::source::LineIndex, span: Span, text: &str, range: std::ops::Range<usize>) -> Option<Span> {
+fn sub_span(
+    source: &str,
+    lines: &crate::source::LineIndex,
+    span: Span,
+    text: &str,
+    range: std::ops::Range<usize>,
+) -> Option<Span> {
     let start = span.start.byte;
     let first = source.get(start..)?.chars().next()?;
     let content = match first {
@@ -164,7 +179,10 @@ fn sub_span(source: &str, lines: &crate::source::LineIndex, span: Span, text: &s
 
 /// The message and help for a name that is not in scope, with a suggestion.
 pub(crate) fn undeclared(var: &str, candidates: &[String], what: &str) -> Diagnostic {
-    let d = Diagnostic::error(Code::UndeclaredVariable, format!("`{var}` is not declared {what}"));
+    let d = Diagnostic::error(
+        Code::UndeclaredVariable,
+        format!("`{var}` is not declared {what}"),
+    );
     match crate::diag::did_you_mean(var, candidates.iter().map(String::as_str)) {
         Some(s) => d.with_help(format!("did you mean `{s}`?")),
         None if candidates.is_empty() => d,

@@ -16,10 +16,15 @@ pub(super) fn check(cx: &mut Cx<'_>) {
 
 /// True for a whole-string `${env:NAME}` or `${file:PATH}` reference.
 pub(crate) fn is_reference(s: &str) -> bool {
-    let Some(inner) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) else { return false };
+    let Some(inner) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) else {
+        return false;
+    };
     if let Some(name) = inner.strip_prefix("env:") {
         let mut chars = name.chars();
-        chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
     } else if let Some(path) = inner.strip_prefix("file:") {
         !path.is_empty() && !path.contains('}')
     } else {
@@ -32,7 +37,9 @@ pub(crate) fn is_reference(s: &str) -> bool {
 fn references_ok(s: &str) -> bool {
     let mut rest = s;
     while let Some(start) = rest.find("${") {
-        let Some(len) = rest[start..].find('}') else { return false };
+        let Some(len) = rest[start..].find('}') else {
+            return false;
+        };
         if !is_reference(&rest[start..start + len + 1]) {
             return false;
         }
@@ -45,23 +52,27 @@ fn check_project_file(cx: &mut Cx<'_>) {
     let project = cx.project;
     let Some(p) = &project.project else { return };
     let file = p.file;
-    if let Some(default) = &p.spec.default_environment {
-        if !p.spec.environments.contains_key(default) {
-            let names: Vec<&str> = p.spec.environments.keys().map(String::as_str).collect();
-            let mut d = Diagnostic::error(Code::UnknownEnvironment, format!("unknown environment `{default}`"));
-            if let Some(s) = crate::diag::did_you_mean(default, names.iter().copied()) {
-                d = d.with_help(format!("did you mean `{s}`?"));
-            }
-            cx.report(file, "/default_environment", d);
+    if let Some(default) = &p.spec.default_environment
+        && !p.spec.environments.contains_key(default)
+    {
+        let names: Vec<&str> = p.spec.environments.keys().map(String::as_str).collect();
+        let mut d = Diagnostic::error(
+            Code::UnknownEnvironment,
+            format!("unknown environment `{default}`"),
+        );
+        if let Some(s) = crate::diag::did_you_mean(default, names.iter().copied()) {
+            d = d.with_help(format!("did you mean `{s}`?"));
         }
+        cx.report(file, "/default_environment", d);
     }
     if let Some(located) = project.files.get(file).and_then(|f| f.located.as_ref()) {
         let mut strings = Vec::new();
         collect_strings(&located.value, String::new(), &mut strings);
         for (pointer, s) in strings {
             if s.contains("${") && !references_ok(&s) {
-                let d = Diagnostic::error(Code::InvalidReference, "malformed reference")
-                    .with_help("write `${env:NAME}` (NAME: letters, digits, `_`) or `${file:PATH}`");
+                let d = Diagnostic::error(Code::InvalidReference, "malformed reference").with_help(
+                    "write `${env:NAME}` (NAME: letters, digits, `_`) or `${file:PATH}`",
+                );
                 cx.report(file, &pointer, d);
             }
         }
@@ -69,10 +80,16 @@ fn check_project_file(cx: &mut Cx<'_>) {
     for (env_name, env) in &p.spec.environments {
         let env_ptr = format!("/environments/{}", crate::source::escape_pointer(env_name));
         for (conn_name, conn) in &env.connections {
-            let conn_ptr = format!("{env_ptr}/connections/{}", crate::source::escape_pointer(conn_name));
+            let conn_ptr = format!(
+                "{env_ptr}/connections/{}",
+                crate::source::escape_pointer(conn_name)
+            );
             if !project.connectors.is_empty() && !project.connectors.contains_key(conn_name) {
                 let names: Vec<&str> = project.connectors.keys().map(String::as_str).collect();
-                let mut d = Diagnostic::error(Code::UnknownConnector, format!("connection for unknown connector `{conn_name}`"));
+                let mut d = Diagnostic::error(
+                    Code::UnknownConnector,
+                    format!("connection for unknown connector `{conn_name}`"),
+                );
                 if let Some(s) = crate::diag::did_you_mean(conn_name, names.iter().copied()) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
@@ -113,7 +130,11 @@ fn collect_strings(v: &serde_json::Value, pointer: String, out: &mut Vec<(String
         }
         serde_json::Value::Object(map) => {
             for (k, x) in map {
-                collect_strings(x, format!("{pointer}/{}", crate::source::escape_pointer(k)), out);
+                collect_strings(
+                    x,
+                    format!("{pointer}/{}", crate::source::escape_pointer(k)),
+                    out,
+                );
             }
         }
         _ => {}
@@ -122,7 +143,14 @@ fn collect_strings(v: &serde_json::Value, pointer: String, out: &mut Vec<(String
 
 fn check_path(cx: &mut Cx<'_>, file: usize, pointer: &str, path: &str) {
     if let Err(e) = CompiledPath::compile(path) {
-        cx.report(file, pointer, Diagnostic::error(Code::InvalidJsonpath, format!("invalid JSONPath `{path}`: {}", e.0)));
+        cx.report(
+            file,
+            pointer,
+            Diagnostic::error(
+                Code::InvalidJsonpath,
+                format!("invalid JSONPath `{path}`: {}", e.0),
+            ),
+        );
     }
 }
 
@@ -132,7 +160,10 @@ fn check_connectors(cx: &mut Cx<'_>) {
         let file = c.file;
         let spec = &c.spec;
         if spec.kind == crate::spec::connector::ConnectorKind::Http && spec.operations.is_empty() {
-            let d = Diagnostic::error(Code::InvalidStep, "an `http` connector needs `operations:` (request templates)");
+            let d = Diagnostic::error(
+                Code::InvalidStep,
+                "an `http` connector needs `operations:` (request templates)",
+            );
             cx.report_key(file, "/kind", d);
         }
         for (name, op) in &spec.operations {
@@ -141,12 +172,30 @@ fn check_connectors(cx: &mut Cx<'_>) {
             allowed.extend(["connection", "page"].map(String::from));
             let mut resolve = |v: &str| {
                 (!allowed.iter().any(|a| a == v)).then(|| {
-                    undeclared(v, &allowed, "in this operation").with_help(format!("declare it under `inputs:` of operation `{name}`"))
+                    undeclared(v, &allowed, "in this operation")
+                        .with_help(format!("declare it under `inputs:` of operation `{name}`"))
                 })
             };
-            cx.check_text(file, &format!("{p}/path"), &op.path, TextMode::Template, &mut resolve);
-            for (k, v) in op.query.iter().map(|(k, v)| ("query", (k, v))).chain(op.headers.iter().map(|(k, v)| ("headers", (k, v)))) {
-                cx.check_text(file, &format!("{p}/{k}/{}", crate::source::escape_pointer(v.0)), v.1, TextMode::Template, &mut resolve);
+            cx.check_text(
+                file,
+                &format!("{p}/path"),
+                &op.path,
+                TextMode::Template,
+                &mut resolve,
+            );
+            for (k, v) in op
+                .query
+                .iter()
+                .map(|(k, v)| ("query", (k, v)))
+                .chain(op.headers.iter().map(|(k, v)| ("headers", (k, v))))
+            {
+                cx.check_text(
+                    file,
+                    &format!("{p}/{k}/{}", crate::source::escape_pointer(v.0)),
+                    v.1,
+                    TextMode::Template,
+                    &mut resolve,
+                );
             }
             if let Some(body) = &op.body {
                 cx.check_value_templates(file, &format!("{p}/body"), body, &mut resolve);
@@ -161,8 +210,12 @@ fn check_connectors(cx: &mut Cx<'_>) {
             if let Some(pg) = &op.pagination {
                 use crate::spec::connector::PaginationSpec;
                 match pg {
-                    PaginationSpec::NextLink { path } => check_path(cx, file, &format!("{p}/pagination/next_link/path"), path),
-                    PaginationSpec::Cursor { path, .. } => check_path(cx, file, &format!("{p}/pagination/cursor/path"), path),
+                    PaginationSpec::NextLink { path } => {
+                        check_path(cx, file, &format!("{p}/pagination/next_link/path"), path)
+                    }
+                    PaginationSpec::Cursor { path, .. } => {
+                        check_path(cx, file, &format!("{p}/pagination/cursor/path"), path)
+                    }
                     PaginationSpec::Offset { .. } => {}
                 }
             }
@@ -175,9 +228,16 @@ fn check_connectors(cx: &mut Cx<'_>) {
             }
         }
         for (ename, entity) in &spec.entities {
-            let Some(actions) = &entity.actions else { continue };
+            let Some(actions) = &entity.actions else {
+                continue;
+            };
             let ep = format!("/entities/{}/actions", crate::source::escape_pointer(ename));
-            for (key, op) in [("get", &actions.get), ("find", &actions.find), ("create", &actions.create), ("update", &actions.update)] {
+            for (key, op) in [
+                ("get", &actions.get),
+                ("find", &actions.find),
+                ("create", &actions.create),
+                ("update", &actions.update),
+            ] {
                 if let Some(op) = op {
                     cx.operation(file, &format!("{ep}/{key}"), spec, op);
                 }
@@ -194,7 +254,8 @@ fn check_tests(cx: &mut Cx<'_>) {
             Some(f) => Some(&f.spec),
             None => {
                 let names: Vec<&str> = project.flows.keys().map(String::as_str).collect();
-                let mut d = Diagnostic::error(Code::UnknownFlow, format!("unknown flow `{}`", t.spec.flow));
+                let mut d =
+                    Diagnostic::error(Code::UnknownFlow, format!("unknown flow `{}`", t.spec.flow));
                 if let Some(s) = crate::diag::did_you_mean(&t.spec.flow, names.iter().copied()) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
@@ -202,7 +263,11 @@ fn check_tests(cx: &mut Cx<'_>) {
                 None
             }
         };
-        let dir = project.files.get(file).and_then(|f| f.path.parent().map(std::path::Path::to_path_buf)).unwrap_or_default();
+        let dir = project
+            .files
+            .get(file)
+            .and_then(|f| f.path.parent().map(std::path::Path::to_path_buf))
+            .unwrap_or_default();
         let mut givens = vec![("/given".to_string(), &t.spec.given)];
         for (i, case) in t.spec.cases.iter().enumerate() {
             givens.push((format!("/cases/{i}/given"), &case.given));
@@ -218,12 +283,15 @@ fn check_tests(cx: &mut Cx<'_>) {
                     let ep = format!("{cp}/{}", crate::source::escape_pointer(ent));
                     if c.entities.is_empty() || c.entities.contains_key(ent) {
                         for (i, r) in records.iter().enumerate() {
-                            if let crate::spec::flowtest::RecordSource::File(f) = r {
-                                if !dir.join(&f.file).is_file() {
-                                    let d = Diagnostic::error(Code::Io, format!("fixture file `{}` does not exist", f.file))
-                                        .with_help("paths are relative to the test file");
-                                    cx.report(file, &format!("{ep}/{i}/file"), d);
-                                }
+                            if let crate::spec::flowtest::RecordSource::File(f) = r
+                                && !dir.join(&f.file).is_file()
+                            {
+                                let d = Diagnostic::error(
+                                    Code::Io,
+                                    format!("fixture file `{}` does not exist", f.file),
+                                )
+                                .with_help("paths are relative to the test file");
+                                cx.report(file, &format!("{ep}/{i}/file"), d);
                             }
                         }
                     } else {
@@ -252,11 +320,20 @@ fn check_tests(cx: &mut Cx<'_>) {
                 let ids = step_ids(&flow.steps);
                 for id in case.expect.outputs.keys() {
                     if !ids.contains(id) {
-                        let mut d = Diagnostic::error(Code::UnknownStep, format!("flow `{}` has no step `{id}`", flow.flow));
-                        if let Some(s) = crate::diag::did_you_mean(id, ids.iter().map(String::as_str)) {
+                        let mut d = Diagnostic::error(
+                            Code::UnknownStep,
+                            format!("flow `{}` has no step `{id}`", flow.flow),
+                        );
+                        if let Some(s) =
+                            crate::diag::did_you_mean(id, ids.iter().map(String::as_str))
+                        {
                             d = d.with_help(format!("did you mean `{s}`?"));
                         }
-                        cx.report_key(file, &format!("{xp}/outputs/{}", crate::source::escape_pointer(id)), d);
+                        cx.report_key(
+                            file,
+                            &format!("{xp}/outputs/{}", crate::source::escape_pointer(id)),
+                            d,
+                        );
                     }
                 }
             }

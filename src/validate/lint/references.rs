@@ -11,27 +11,48 @@ use super::Cx;
 fn suggest(d: Diagnostic, name: &str, candidates: Vec<&str>, what: &str) -> Diagnostic {
     match did_you_mean(name, candidates.iter().copied()) {
         Some(s) => d.with_help(format!("did you mean `{s}`?")),
-        None if candidates.is_empty() => d.with_help(format!("no {what} is defined in this project")),
+        None if candidates.is_empty() => {
+            d.with_help(format!("no {what} is defined in this project"))
+        }
         None => d.with_help(format!("defined {what}s: {}", candidates.join(", "))),
     }
 }
 
 impl<'p> Cx<'p> {
     /// Resolves a connector name, reporting `unknown-connector` at `pointer`.
-    pub(crate) fn connector(&mut self, file: usize, pointer: &str, name: &str) -> Option<&'p ConnectorSpec> {
+    pub(crate) fn connector(
+        &mut self,
+        file: usize,
+        pointer: &str,
+        name: &str,
+    ) -> Option<&'p ConnectorSpec> {
         let project = self.project;
         if let Some(c) = project.connectors.get(name) {
             return Some(&c.spec);
         }
-        let d = Diagnostic::error(Code::UnknownConnector, format!("unknown connector `{name}`"));
-        let d = suggest(d, name, project.connectors.keys().map(String::as_str).collect(), "connector");
+        let d = Diagnostic::error(
+            Code::UnknownConnector,
+            format!("unknown connector `{name}`"),
+        );
+        let d = suggest(
+            d,
+            name,
+            project.connectors.keys().map(String::as_str).collect(),
+            "connector",
+        );
         self.report(file, pointer, d);
         None
     }
 
     /// Resolves an entity of a connector, reporting `unknown-entity`. Connectors
     /// that declare no entities accept any name.
-    pub(crate) fn entity(&mut self, file: usize, pointer: &str, connector: &'p ConnectorSpec, name: &str) -> Option<&'p EntitySpec> {
+    pub(crate) fn entity(
+        &mut self,
+        file: usize,
+        pointer: &str,
+        connector: &'p ConnectorSpec,
+        name: &str,
+    ) -> Option<&'p EntitySpec> {
         if let Some(e) = connector.entities.get(name) {
             return Some(e);
         }
@@ -42,7 +63,12 @@ impl<'p> Cx<'p> {
             Code::UnknownEntity,
             format!("connector `{}` has no entity `{name}`", connector.connector),
         );
-        let d = suggest(d, name, connector.entities.keys().map(String::as_str).collect(), "entity");
+        let d = suggest(
+            d,
+            name,
+            connector.entities.keys().map(String::as_str).collect(),
+            "entity",
+        );
         self.report(file, pointer, d);
         None
     }
@@ -62,13 +88,29 @@ impl<'p> Cx<'p> {
 
     /// Checks that a field exists on an entity that lists its fields, reporting
     /// `unknown-field` at the key `pointer` (or the value, with `at_value`).
-    pub(crate) fn field(&mut self, file: usize, pointer: &str, entity: Option<&EntitySpec>, entity_name: &str, field: &str, at_value: bool) -> bool {
+    pub(crate) fn field(
+        &mut self,
+        file: usize,
+        pointer: &str,
+        entity: Option<&EntitySpec>,
+        entity_name: &str,
+        field: &str,
+        at_value: bool,
+    ) -> bool {
         let Some(entity) = entity else { return true };
         if entity.fields.is_empty() || entity.fields.contains_key(field) || field.contains('@') {
             return true;
         }
-        let d = Diagnostic::error(Code::UnknownField, format!("entity `{entity_name}` has no field `{field}`"));
-        let d = suggest(d, field, entity.fields.keys().map(String::as_str).collect(), "field");
+        let d = Diagnostic::error(
+            Code::UnknownField,
+            format!("entity `{entity_name}` has no field `{field}`"),
+        );
+        let d = suggest(
+            d,
+            field,
+            entity.fields.keys().map(String::as_str).collect(),
+            "field",
+        );
         if at_value {
             self.report(file, pointer, d);
         } else {
@@ -78,7 +120,13 @@ impl<'p> Cx<'p> {
     }
 
     /// Checks that a connector offers an operation, reporting `unknown-operation`.
-    pub(crate) fn operation(&mut self, file: usize, pointer: &str, connector: &ConnectorSpec, name: &str) -> bool {
+    pub(crate) fn operation(
+        &mut self,
+        file: usize,
+        pointer: &str,
+        connector: &ConnectorSpec,
+        name: &str,
+    ) -> bool {
         let builtin = builtin_operations(connector.kind);
         if connector.operations.contains_key(name) || builtin.iter().any(|o| o.name == name) {
             return true;
@@ -87,20 +135,37 @@ impl<'p> Cx<'p> {
         names.extend(connector.operations.keys().map(String::as_str));
         let d = Diagnostic::error(
             Code::UnknownOperation,
-            format!("connector `{}` ({}) has no operation `{name}`", connector.connector, connector.kind.as_str()),
+            format!(
+                "connector `{}` ({}) has no operation `{name}`",
+                connector.connector,
+                connector.kind.as_str()
+            ),
         );
         self.report(file, pointer, suggest(d, name, names, "operation"));
         false
     }
 
     /// Resolves a mapping table, reporting `unknown-mapping`.
-    pub(crate) fn mapping(&mut self, file: usize, pointer: &str, name: &str) -> Option<&'p MappingSpec> {
+    pub(crate) fn mapping(
+        &mut self,
+        file: usize,
+        pointer: &str,
+        name: &str,
+    ) -> Option<&'p MappingSpec> {
         let project = self.project;
         if let Some(m) = project.mappings.get(name) {
             return Some(&m.spec);
         }
-        let d = Diagnostic::error(Code::UnknownMapping, format!("unknown mapping table `{name}`"));
-        let d = suggest(d, name, project.mappings.keys().map(String::as_str).collect(), "mapping table");
+        let d = Diagnostic::error(
+            Code::UnknownMapping,
+            format!("unknown mapping table `{name}`"),
+        );
+        let d = suggest(
+            d,
+            name,
+            project.mappings.keys().map(String::as_str).collect(),
+            "mapping table",
+        );
         self.report(file, pointer, d);
         None
     }
@@ -112,7 +177,12 @@ impl<'p> Cx<'p> {
             return true;
         }
         let d = Diagnostic::error(Code::UnknownValueMap, format!("unknown value map `{name}`"));
-        let d = suggest(d, name, project.value_maps.keys().map(String::as_str).collect(), "value map");
+        let d = suggest(
+            d,
+            name,
+            project.value_maps.keys().map(String::as_str).collect(),
+            "value map",
+        );
         self.report(file, pointer, d);
         false
     }

@@ -1,0 +1,252 @@
+//! End-to-end tests through the real `cosync` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cosync(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cosync"))
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cosync: {e}"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn help_is_stable() {
+    insta::assert_snapshot!("help", stdout(&cosync(&["--help"])));
+    insta::assert_snapshot!("validate_help", stdout(&cosync(&["validate", "--help"])));
+    insta::assert_snapshot!("schema_help", stdout(&cosync(&["schema", "--help"])));
+}
+
+#[test]
+fn the_shipped_solution_validates() {
+    let out = cosync(&["validate", "mappings"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("0 errors"), "{}", stdout(&out));
+}
+
+#[test]
+fn the_base_fixture_project_validates() {
+    let out = cosync(&["validate", "tests/fixtures/validate/_base"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+const BROKEN: &str = "tests/fixtures/validate/_base";
+
+fn broken_flow(dir: &Path) -> PathBuf {
+    let path = dir.join("broken.yaml");
+    let text = "flow: broken\ntrigger: { manual: {} }\nsteps:\n  - get: referral\n    conector: partner_center\n    connector: partner_center\n    entity: referral\n    key: \"{{ trigger.inputs.id }}\"\n";
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+#[test]
+fn human_format_shows_the_node_code_and_help() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let flow = broken_flow(dir.path());
+    let out = cosync(&[
+        "validate",
+        BROKEN,
+        &flow.to_string_lossy(),
+        "--format",
+        "human",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out).replace(&dir.path().to_string_lossy().into_owned(), "<tmp>");
+    insta::assert_snapshot!("human_unknown_key", text);
+}
+
+#[test]
+fn json_format_has_every_field() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let flow = broken_flow(dir.path());
+    let out = cosync(&[
+        "validate",
+        BROKEN,
+        &flow.to_string_lossy(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+    let d = &v[0];
+    assert_eq!(d["severity"], "error");
+    assert_eq!(d["code"], "unknown-key");
+    assert_eq!(d["line"], 5);
+    assert_eq!(d["column"], 5);
+    assert_eq!(d["end_line"], 5);
+    assert_eq!(d["end_column"], 13);
+    assert_eq!(d["pointer"], "/steps/0/conector");
+    assert_eq!(d["help"], "did you mean `connector`?");
+    assert!(
+        d["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("broken.yaml"))
+    );
+    assert!(
+        d["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("conector"))
+    );
+}
+
+#[test]
+fn github_format_emits_workflow_commands() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let flow = broken_flow(dir.path());
+    let out = cosync(&[
+        "validate",
+        BROKEN,
+        &flow.to_string_lossy(),
+        "--format",
+        "github",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = stdout(&out);
+    assert!(line.starts_with("::error file="), "{line}");
+    assert!(line.contains(",line=5,col=5,endLine=5,endColumn=13,title=unknown-key::unknown key `conector`%0Ahelp: did you mean `connector`?"), "{line}");
+}
+
+#[test]
+fn warnings_alone_exit_zero() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("workflow.yaml"), "name: ci\non: push\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("conn.yaml"),
+        "connector: x\nkind: dataverse\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = cosync(&["validate", &dir.path().to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("0 errors, 1 warning"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn usage_and_io_problems_exit_two() {
+    let out = cosync(&["validate", "does/not/exist"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("does/not/exist: no such file or directory"),
+        "{}",
+        stderr(&out)
+    );
+
+    let empty = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = cosync(&["validate", &empty.path().to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no cosync files"), "{}", stderr(&out));
+
+    let out = cosync(&["validate", "--format", "xml"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_ten_megabyte_file_is_refused_quickly() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("huge.yaml");
+    let line = "# padding padding padding padding padding padding padding padding padding\n";
+    let text = format!(
+        "flow: huge\n{}",
+        line.repeat(10 * 1024 * 1024 / line.len() + 1)
+    );
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let out = cosync(&["validate", &path.to_string_lossy(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("\"code\": \"file-too-large\""),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn committed_schemas_are_up_to_date() {
+    for (name, text) in cosync::cli::schema_cmd::generate() {
+        let path = root().join("schemas").join(&name);
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == text,
+            "schemas/{name} is stale: run `cargo run -- schema` and commit it"
+        );
+    }
+    let out = cosync(&["schema", "--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn schema_writes_every_kind() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = cosync(&["schema", "--out", &dir.path().to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(0));
+    for kind in [
+        "project",
+        "flow",
+        "mapping",
+        "value-map",
+        "connector",
+        "test",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(format!("{kind}.schema.json")))
+            .unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(
+            v["$schema"], "https://json-schema.org/draft/2020-12/schema",
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn every_shipped_yaml_names_its_schema() {
+    let mut files = Vec::new();
+    collect(&root().join("mappings"), &mut files);
+    assert!(!files.is_empty());
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let first = text.lines().next().unwrap_or("");
+        let Some(rel) = first.strip_prefix("# yaml-language-server: $schema=") else {
+            panic!(
+                "{} does not start with a yaml-language-server $schema line",
+                f.display()
+            );
+        };
+        let schema = f.parent().map(|p| p.join(rel)).unwrap_or_default();
+        assert!(schema.is_file(), "{}: {rel} does not exist", f.display());
+    }
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect(&p, out);
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
+        }
+    }
+}
