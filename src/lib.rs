@@ -11,10 +11,12 @@
 //! [`diag`] holds the diagnostics every stage reports; [`cli`] the commands.
 
 pub mod cli;
+pub mod compile;
 pub mod connector;
 pub mod diag;
 pub mod domain;
 pub mod expr;
+pub mod mapping;
 pub mod source;
 pub mod spec;
 pub mod validate;

@@ -250,3 +250,15 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
         }
     }
 }
+
+#[test]
+fn the_readme_lists_every_diagnostic_code() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap_or_default();
+    for code in cosync::diag::Code::ALL {
+        assert!(
+            readme.contains(&format!("`{}`", code.as_str())),
+            "README.md does not document `{}`",
+            code.as_str()
+        );
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod path;
 pub mod template;
+pub mod value;
 
 pub use path::{CompiledPath, PathShape};
 pub use template::{ExprError, TextKind, analysis_env, classify, strip_braces};

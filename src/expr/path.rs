@@ -159,3 +159,128 @@ mod tests {
         assert!(CompiledPath::compile("$.a[").is_err());
     }
 }
+
+impl CompiledPath {
+    /// Reads the path: the value at a single location (null when absent), the list
+    /// of element values for a `[*]` path (null when the list is absent), or for
+    /// complex paths the single match or the list of matches.
+    pub fn read(&self, record: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match &self.shape {
+            PathShape::Single { pointer, .. } => {
+                record.pointer(pointer).cloned().unwrap_or(Value::Null)
+            }
+            PathShape::List { list, element, .. } => match record.pointer(list) {
+                Some(Value::Array(items)) => Value::Array(
+                    items
+                        .iter()
+                        .map(|i| i.pointer(element).cloned().unwrap_or(Value::Null))
+                        .collect(),
+                ),
+                _ => Value::Null,
+            },
+            PathShape::Complex => {
+                let found =
+                    jsonpath_rust::query::js_path_process(&self.query, record).unwrap_or_default();
+                let mut values: Vec<Value> = found.into_iter().map(|r| r.val().clone()).collect();
+                match values.len() {
+                    0 => Value::Null,
+                    1 => values.swap_remove(0),
+                    _ => Value::Array(values),
+                }
+            }
+        }
+    }
+
+    /// The pointer written by [`Self::write_value`] (the list's pointer for `[*]`).
+    pub fn write_pointer(&self) -> Option<&str> {
+        match &self.shape {
+            PathShape::Single { pointer, .. } => Some(pointer),
+            PathShape::List { list, .. } => Some(list),
+            PathShape::Complex => None,
+        }
+    }
+
+    /// The value to store at [`Self::write_pointer`] so that reading the path gives
+    /// `value` (for `[*]` paths: a list of objects built from the element values).
+    pub fn write_value(&self, value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match &self.shape {
+            PathShape::List { element, .. } if !element.is_empty() => match value {
+                Value::Array(items) => Value::Array(
+                    items
+                        .iter()
+                        .map(|item| {
+                            let mut obj = Value::Object(serde_json::Map::new());
+                            set_pointer(&mut obj, element, item.clone());
+                            obj
+                        })
+                        .collect(),
+                ),
+                Value::Null => Value::Array(Vec::new()),
+                other => other.clone(),
+            },
+            _ => value.clone(),
+        }
+    }
+}
+
+/// Sets `value` at `pointer` inside `target`, creating objects on the way.
+/// Array indexes extend arrays with nulls; a pointer through a scalar replaces it.
+pub fn set_pointer(target: &mut serde_json::Value, pointer: &str, value: serde_json::Value) {
+    let segments: Vec<String> = pointer
+        .split('/')
+        .skip(1)
+        .map(crate::source::unescape_pointer)
+        .collect();
+    set_segments(target, &segments, value);
+}
+
+fn set_segments(node: &mut serde_json::Value, segments: &[String], value: serde_json::Value) {
+    use serde_json::Value;
+    let Some((seg, rest)) = segments.split_first() else {
+        *node = value;
+        return;
+    };
+    if let (Value::Array(items), Ok(index)) = (&mut *node, seg.parse::<usize>()) {
+        if items.len() <= index {
+            items.resize(index + 1, Value::Null);
+        }
+        set_segments(&mut items[index], rest, value);
+        return;
+    }
+    if !node.is_object() {
+        *node = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(map) = node {
+        let child = map.entry(seg.clone()).or_insert(Value::Null);
+        set_segments(child, rest, value);
+    }
+}
+
+#[cfg(test)]
+mod read_write_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn read_and_write_round_trip() {
+        let r = json!({"details": {"dealValue": 5, "requirements": {"solutions": [{"id": "A", "name": "x"}, {"id": "B"}]}}});
+        let p = CompiledPath::compile("$.details.requirements.solutions[*].id").ok();
+        let Some(p) = p else { panic!("compile") };
+        assert_eq!(p.read(&r), json!(["A", "B"]));
+        assert_eq!(p.write_pointer(), Some("/details/requirements/solutions"));
+        let mut out = json!({});
+        set_pointer(
+            &mut out,
+            "/details/requirements/solutions",
+            p.write_value(&json!(["C"])),
+        );
+        assert_eq!(p.read(&out), json!(["C"]));
+        let q = CompiledPath::compile("$..dealValue").ok();
+        assert_eq!(q.map(|q| q.read(&r)), Some(json!(5)));
+        let mut v = json!(null);
+        set_pointer(&mut v, "/a/b", json!(1));
+        assert_eq!(v, json!({"a": {"b": 1}}));
+    }
+}

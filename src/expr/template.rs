@@ -59,6 +59,9 @@ pub fn new_env() -> Environment<'static> {
     env.set_fuel(Some(FUEL));
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_recursion_limit(64);
+    // Python string methods (`x.startswith(..)`, `x.split(',')`), which customizers
+    // coming from Power Automate expressions reach for.
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function("now", || {
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     });

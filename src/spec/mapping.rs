@@ -132,6 +132,11 @@ pub struct FieldRow {
     /// `transform`). Variables: `value`, `record`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverse: Option<String>,
+    /// For `list` and `multi_option` rows whose one side is text: the separator used
+    /// to join the values into it and split them back (default `,`; Salesforce
+    /// multi-select picklists use `;`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub separator: Option<String>,
     /// Value written when the source has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "serde_json::Value")]

@@ -1,0 +1,274 @@
+//! Compiled templates and expressions, and their evaluation against a scope.
+//!
+//! Compilation happens once per project into an environment that lives for the
+//! rest of the process (leaked on purpose: compiled flows keep `'static` handles
+//! to it, so the interpreter never parses text).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use minijinja::value::{Object, Serde};
+use minijinja::{Environment, Expression, Template};
+use serde_json::Value;
+
+use super::template::{TextKind, classify, new_env, strip_braces};
+
+/// The process-lifetime environment compiled texts belong to.
+pub type Env = &'static Environment<'static>;
+
+/// Creates a new environment for one compiled project.
+pub fn leak_env() -> Env {
+    Box::leak(Box::new(new_env()))
+}
+
+/// A string field, compiled.
+#[derive(Clone)]
+pub enum CompiledText {
+    /// Plain text.
+    Literal(String),
+    /// One expression: evaluates to a typed value.
+    Expr(Arc<Expression<'static, 'static>>, String),
+    /// Text with interpolations: renders to a string.
+    Template(Arc<Template<'static, 'static>>, String),
+}
+
+impl std::fmt::Debug for CompiledText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompiledText::Literal(s) => write!(f, "Literal({s:?})"),
+            CompiledText::Expr(_, s) => write!(f, "Expr({s:?})"),
+            CompiledText::Template(_, s) => write!(f, "Template({s:?})"),
+        }
+    }
+}
+
+/// An evaluation failure (undefined variable, division by zero, out of fuel, ...).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EvalError(pub String);
+
+impl From<minijinja::Error> for EvalError {
+    fn from(e: minijinja::Error) -> Self {
+        let mut msg = match e.detail() {
+            Some(d) => format!("{}: {d}", e.kind()),
+            None => e.kind().to_string(),
+        };
+        if let Some(line) = e.line().filter(|l| *l > 1) {
+            msg.push_str(&format!(" (line {line} of the template)"));
+        }
+        EvalError(msg)
+    }
+}
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_string().into_boxed_str())
+}
+
+impl CompiledText {
+    /// Compiles a template field (`{{ }}` interpolations; one whole `{{ expr }}`
+    /// keeps its type).
+    pub fn template(env: Env, text: &str) -> Result<CompiledText, EvalError> {
+        Ok(match classify(text) {
+            TextKind::Literal => CompiledText::Literal(text.to_string()),
+            TextKind::Expression(inner) => CompiledText::Expr(
+                Arc::new(env.compile_expression(leak(inner))?),
+                text.to_string(),
+            ),
+            TextKind::Template => CompiledText::Template(
+                Arc::new(env.template_from_str(leak(text))?),
+                text.to_string(),
+            ),
+        })
+    }
+
+    /// Compiles an expression field (a `{{ }}` wrapper is tolerated).
+    pub fn expression(env: Env, text: &str) -> Result<CompiledText, EvalError> {
+        Ok(CompiledText::Expr(
+            Arc::new(env.compile_expression(leak(strip_braces(text)))?),
+            text.to_string(),
+        ))
+    }
+
+    /// The source text.
+    pub fn source(&self) -> &str {
+        match self {
+            CompiledText::Literal(s) | CompiledText::Expr(_, s) | CompiledText::Template(_, s) => s,
+        }
+    }
+
+    /// Evaluates to a JSON value.
+    pub fn eval(&self, scope: &minijinja::Value) -> Result<Value, EvalError> {
+        match self {
+            CompiledText::Literal(s) => Ok(Value::String(s.clone())),
+            CompiledText::Expr(e, _) => to_json(&e.eval(scope.clone())?),
+            CompiledText::Template(t, _) => Ok(Value::String(t.render(scope.clone())?)),
+        }
+    }
+
+    /// Evaluates to a minijinja value (conditions).
+    pub fn eval_raw(&self, scope: &minijinja::Value) -> Result<minijinja::Value, EvalError> {
+        match self {
+            CompiledText::Literal(s) => Ok(minijinja::Value::from(s.as_str())),
+            CompiledText::Expr(e, _) => Ok(e.eval(scope.clone())?),
+            CompiledText::Template(t, _) => Ok(minijinja::Value::from(t.render(scope.clone())?)),
+        }
+    }
+
+    /// Evaluates and takes the truth value (Jinja truthiness: empty is false).
+    pub fn truthy(&self, scope: &minijinja::Value) -> Result<bool, EvalError> {
+        Ok(self.eval_raw(scope)?.is_true())
+    }
+}
+
+/// A JSON value whose strings are compiled templates (`values:`, `with:`, ...).
+#[derive(Debug, Clone)]
+pub enum CompiledValue {
+    /// A non-string scalar.
+    Scalar(Value),
+    /// A string.
+    Text(CompiledText),
+    /// A list.
+    List(Vec<CompiledValue>),
+    /// A mapping.
+    Map(Vec<(String, CompiledValue)>),
+}
+
+impl CompiledValue {
+    /// Compiles every string inside `v` as a template.
+    pub fn compile(env: Env, v: &Value) -> Result<CompiledValue, EvalError> {
+        Ok(match v {
+            Value::String(s) => CompiledValue::Text(CompiledText::template(env, s)?),
+            Value::Array(items) => CompiledValue::List(
+                items
+                    .iter()
+                    .map(|i| CompiledValue::compile(env, i))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => CompiledValue::Map(
+                map.iter()
+                    .map(|(k, v)| Ok((k.clone(), CompiledValue::compile(env, v)?)))
+                    .collect::<Result<_, EvalError>>()?,
+            ),
+            other => CompiledValue::Scalar(other.clone()),
+        })
+    }
+
+    /// Evaluates every template inside.
+    pub fn eval(&self, scope: &minijinja::Value) -> Result<Value, EvalError> {
+        Ok(match self {
+            CompiledValue::Scalar(v) => v.clone(),
+            CompiledValue::Text(t) => t.eval(scope)?,
+            CompiledValue::List(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| i.eval(scope))
+                    .collect::<Result<_, _>>()?,
+            ),
+            CompiledValue::Map(entries) => {
+                let mut map = serde_json::Map::new();
+                for (k, v) in entries {
+                    map.insert(k.clone(), v.eval(scope)?);
+                }
+                Value::Object(map)
+            }
+        })
+    }
+}
+
+/// minijinja value → JSON (undefined becomes null).
+pub fn to_json(v: &minijinja::Value) -> Result<Value, EvalError> {
+    if v.is_undefined() {
+        return Ok(Value::Null);
+    }
+    serde_json::to_value(v)
+        .map_err(|e| EvalError(format!("the value cannot be represented as JSON: {e}")))
+}
+
+/// JSON → minijinja value.
+pub fn from_json(v: &Value) -> minijinja::Value {
+    minijinja::Value::from(Serde(v))
+}
+
+/// Variables visible to templates: a name → value map, looked up lazily.
+#[derive(Debug, Default, Clone)]
+pub struct Scope {
+    vars: HashMap<String, minijinja::Value>,
+}
+
+impl Scope {
+    /// An empty scope.
+    pub fn new() -> Scope {
+        Scope::default()
+    }
+
+    /// Sets a variable from JSON.
+    pub fn set_json(&mut self, name: &str, v: &Value) {
+        self.vars.insert(name.to_string(), from_json(v));
+    }
+
+    /// Sets a variable.
+    pub fn set(&mut self, name: &str, v: minijinja::Value) {
+        self.vars.insert(name.to_string(), v);
+    }
+
+    /// Reads a variable.
+    pub fn get(&self, name: &str) -> Option<&minijinja::Value> {
+        self.vars.get(name)
+    }
+
+    /// The scope as a template context.
+    pub fn to_value(&self) -> minijinja::Value {
+        minijinja::Value::from_object(ScopeObject(self.vars.clone()))
+    }
+}
+
+#[derive(Debug)]
+struct ScopeObject(HashMap<String, minijinja::Value>);
+
+impl Object for ScopeObject {
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        self.0.get(key.as_str()?).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn scope() -> minijinja::Value {
+        let mut s = Scope::new();
+        s.set_json(
+            "referral",
+            &json!({"id": "r1", "details": {"dealValue": 1000.5}, "type": "Shared"}),
+        );
+        s.set_json("opportunity", &Value::Null);
+        s.to_value()
+    }
+
+    #[test]
+    fn expressions_keep_their_type() {
+        let env = leak_env();
+        let t = CompiledText::template(env, "{{ referral.details.dealValue * 2 }}").ok();
+        assert_eq!(t.and_then(|t| t.eval(&scope()).ok()), Some(json!(2001.0)));
+        let t = CompiledText::template(env, "id-{{ referral.id }}").ok();
+        assert_eq!(t.and_then(|t| t.eval(&scope()).ok()), Some(json!("id-r1")));
+        let c =
+            CompiledText::expression(env, "opportunity is none and referral.type == 'Shared'").ok();
+        assert_eq!(c.and_then(|c| c.truthy(&scope()).ok()), Some(true));
+    }
+
+    #[test]
+    fn errors_are_values_not_panics() {
+        let env = leak_env();
+        for bad in [
+            "{{ missing.x }}",
+            "{{ 1 / 0 }}",
+            "{% for i in range(100000000) %}{{ i }}{% endfor %}",
+        ] {
+            let t = CompiledText::template(env, bad).ok();
+            let r = t.map(|t| t.eval(&scope()));
+            assert!(matches!(r, Some(Err(_))), "{bad}: {r:?}");
+        }
+    }
+}

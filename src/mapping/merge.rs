@@ -1,0 +1,133 @@
+//! Three-way merge of a referral and a CRM record against the values last synced
+//! (the base): per row, which side changed, and for rows changed on both sides the
+//! row's conflict policy (or a reported conflict for `manual`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::coerce::same;
+use super::{Change, Lookups, MapError, Projector, read_row};
+use crate::spec::common::{ConflictPolicy, Direction, Side};
+
+/// The raw values of one row on both sides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowValues {
+    /// As read from the referral.
+    pub partner_center: Value,
+    /// As read from the CRM record.
+    pub crm: Value,
+}
+
+/// The last synced values of every row, by row label.
+pub type Base = BTreeMap<String, RowValues>;
+
+/// A row changed on both sides with no automatic winner.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Conflict {
+    /// The row's label.
+    pub label: String,
+    /// The referral's value.
+    pub partner_center: Value,
+    /// The CRM record's value.
+    pub crm: Value,
+    /// The last synced values, if any.
+    pub base: Option<RowValues>,
+}
+
+/// What a three-way merge decided.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Merge {
+    /// Fields to write to the CRM record.
+    pub to_crm: Vec<Change>,
+    /// Fields to write to the referral.
+    pub to_partner_center: Vec<Change>,
+    /// Rows parked for a person.
+    pub conflicts: Vec<Conflict>,
+}
+
+/// The base to store after a successful sync of `pc` and `crm`.
+pub fn snapshot(projector: &Projector<'_>, pc: &Value, crm: &Value) -> Base {
+    projector
+        .mapping
+        .rows
+        .iter()
+        .map(|row| {
+            (
+                row.label.clone(),
+                RowValues {
+                    partner_center: read_row(row, Side::PartnerCenter, pc),
+                    crm: read_row(row, Side::Crm, crm),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Merges `pc` and `crm` against `base`. `newer` says which record changed last
+/// (for the `newest` policy; Partner Center when unknown).
+pub fn merge(
+    projector: &Projector<'_>,
+    pc: &Value,
+    crm: &Value,
+    base: Option<&Base>,
+    lookups: &dyn Lookups,
+    newer: Option<Side>,
+) -> Result<Merge, MapError> {
+    let mut out = Merge::default();
+    for (index, row) in projector.mapping.rows.iter().enumerate() {
+        let to_crm = diff_one(projector, index, Side::Crm, pc, crm, lookups)?;
+        let to_pc = diff_one(projector, index, Side::PartnerCenter, crm, pc, lookups)?;
+        if to_crm.is_empty() && to_pc.is_empty() {
+            continue;
+        }
+        match row.direction {
+            Direction::ToCrm => out.to_crm.extend(to_crm),
+            Direction::ToPartnerCenter => out.to_partner_center.extend(to_pc),
+            Direction::Both => {
+                let base_row = base.and_then(|b| b.get(&row.label));
+                let pc_now = read_row(row, Side::PartnerCenter, pc);
+                let crm_now = read_row(row, Side::Crm, crm);
+                let pc_changed = base_row
+                    .is_none_or(|b| !same(row.ty, &pc_now, &b.partner_center, &row.separator));
+                let crm_changed =
+                    base_row.is_none_or(|b| !same(row.ty, &crm_now, &b.crm, &row.separator));
+                let winner = match (pc_changed, crm_changed) {
+                    (true, false) => Some(Side::PartnerCenter),
+                    (false, true) => Some(Side::Crm),
+                    _ => match row.conflict {
+                        ConflictPolicy::PartnerCenter => Some(Side::PartnerCenter),
+                        ConflictPolicy::Crm => Some(Side::Crm),
+                        ConflictPolicy::Newest => Some(newer.unwrap_or(Side::PartnerCenter)),
+                        ConflictPolicy::Manual => None,
+                    },
+                };
+                match winner {
+                    Some(Side::PartnerCenter) => out.to_crm.extend(to_crm),
+                    Some(Side::Crm) => out.to_partner_center.extend(to_pc),
+                    None => out.conflicts.push(Conflict {
+                        label: row.label.clone(),
+                        partner_center: pc_now,
+                        crm: crm_now,
+                        base: base_row.cloned(),
+                    }),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn diff_one(
+    projector: &Projector<'_>,
+    index: usize,
+    target: Side,
+    source: &Value,
+    current: &Value,
+    lookups: &dyn Lookups,
+) -> Result<Vec<Change>, MapError> {
+    let writes = projector.project_one(index, target, source, lookups)?;
+    let projected = super::Projected { target, writes };
+    Ok(projector.diff(&projected, current))
+}
