@@ -41,10 +41,10 @@ pub fn decimal(v: &Value) -> Option<Decimal> {
 
 fn decimal_json(d: Decimal) -> Value {
     let d = d.normalize();
-    if d.scale() == 0 {
-        if let Some(i) = d.to_i64() {
-            return Value::from(i);
-        }
+    if d.scale() == 0
+        && let Some(i) = d.to_i64()
+    {
+        return Value::from(i);
     }
     d.to_f64().map_or(Value::Null, Value::from)
 }

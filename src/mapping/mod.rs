@@ -401,13 +401,14 @@ impl<'a> Projector<'a> {
                 })?,
             None => read_row(row, target.other(), source),
         };
-        if target == Side::PartnerCenter && !is_empty(&value) {
-            if let Some(lookup) = row.lookup.as_ref().filter(|l| l.reverse.is_some()) {
-                value = lookups
-                    .reverse(lookup, &value)
-                    .map_err(|e| fail(row, MapErrorKind::Lookup, e))?
-                    .unwrap_or(Value::Null);
-            }
+        if target == Side::PartnerCenter
+            && !is_empty(&value)
+            && let Some(lookup) = row.lookup.as_ref().filter(|l| l.reverse.is_some())
+        {
+            value = lookups
+                .reverse(lookup, &value)
+                .map_err(|e| fail(row, MapErrorKind::Lookup, e))?
+                .unwrap_or(Value::Null);
         }
         // 2. Missing values.
         if is_empty(&value) || matches!(&value, Value::Array(a) if a.iter().all(is_empty)) {
@@ -445,21 +446,21 @@ impl<'a> Projector<'a> {
             })?;
         }
         // 4. Value map.
-        if let Some(vm) = row.value_map.and_then(|id| self.value_maps.get(id.0)) {
-            if !value.is_null() {
-                value = vm.translate(&value, target).ok_or_else(|| {
-                    fail(
-                        row,
-                        MapErrorKind::Unmapped,
-                        format!(
-                            "`{}` has no entry in value map `{}` towards {}",
-                            coerce::scalar_text(&value),
-                            vm.name,
-                            target.as_str()
-                        ),
-                    )
-                })?;
-            }
+        if let Some(vm) = row.value_map.and_then(|id| self.value_maps.get(id.0))
+            && !value.is_null()
+        {
+            value = vm.translate(&value, target).ok_or_else(|| {
+                fail(
+                    row,
+                    MapErrorKind::Unmapped,
+                    format!(
+                        "`{}` has no entry in value map `{}` towards {}",
+                        coerce::scalar_text(&value),
+                        vm.name,
+                        target.as_str()
+                    ),
+                )
+            })?;
         }
         // 5. Lookup towards the CRM.
         if let (Side::Crm, Some(lookup), false) = (target, &row.lookup, value.is_null()) {
