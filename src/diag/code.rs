@@ -80,6 +80,8 @@ codes! {
     UnknownEnvironment = "unknown-environment",
     /// Two steps of one flow share an id.
     DuplicateStepId = "duplicate-step-id",
+    /// A step id or variable that shadows a predefined name.
+    ReservedName = "reserved-name",
     /// A step output read before the step runs.
     StepUsedBeforeDefined = "step-used-before-defined",
     /// A step output read outside the block that defines it.

@@ -151,6 +151,16 @@ pub fn did_you_mean<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1) + 1;
+    let candidates: Vec<&'a str> = candidates.into_iter().collect();
+    // A short form of a longer name (`prod` for `production`).
+    let lower = word.to_lowercase();
+    if lower.chars().count() >= 3
+        && let Some(c) = candidates
+            .iter()
+            .find(|c| c.to_lowercase().starts_with(&lower))
+    {
+        return Some(c);
+    }
     candidates
         .into_iter()
         .map(|c| {

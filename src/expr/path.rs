@@ -44,11 +44,37 @@ pub enum PathShape {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathError(pub String);
 
+impl PathError {
+    /// The 1-based character column where parsing stopped, when the parser said.
+    pub fn column(&self) -> Option<usize> {
+        let at = self.0.find("--> ")?;
+        let rest = &self.0[at + 4..];
+        let (_, col) = rest.split_once(':')?;
+        col.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .ok()
+    }
+
+    /// A one-line explanation.
+    pub fn message(&self) -> String {
+        match (self.column(), self.0.find("= ")) {
+            (Some(col), Some(i)) => format!(
+                "syntax error at character {col} ({})",
+                self.0[i + 2..].trim()
+            ),
+            (Some(col), None) => format!("syntax error at character {col}"),
+            _ => self.0.clone(),
+        }
+    }
+}
+
 impl CompiledPath {
     /// Parses `source`.
     pub fn compile(source: &str) -> Result<CompiledPath, PathError> {
         let query = jsonpath_rust::parser::parse_json_path(source)
-            .map_err(|e| PathError(first_line(&e.to_string())))?;
+            .map_err(|e| PathError(flatten(&e.to_string())))?;
         let shape = shape_of(&query);
         Ok(CompiledPath {
             source: source.to_string(),
@@ -71,7 +97,7 @@ impl CompiledPath {
     }
 }
 
-fn first_line(s: &str) -> String {
+fn flatten(s: &str) -> String {
     s.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())

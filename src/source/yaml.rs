@@ -37,11 +37,12 @@ impl Located {
         let mut p = pointer;
         loop {
             if let Some(span) = self.nodes.get(p) {
-                let is_container = self
+                // Containers and empty values (whose span is the `:`) point at their key.
+                let at_key = self
                     .value
                     .pointer(p)
-                    .is_some_and(|v| v.is_object() || v.is_array());
-                if is_container {
+                    .is_some_and(|v| v.is_object() || v.is_array() || v.is_null());
+                if at_key {
                     if let Some(key) = self.keys.get(p) {
                         return Some(*key);
                     }
@@ -80,13 +81,25 @@ pub fn parse_yaml(text: &str) -> Result<Located, Vec<Diagnostic>> {
     let docs = loader.into_documents();
     let mut docs = docs.into_iter();
     let Some(doc) = docs.next() else {
-        return Err(vec![
-            Diagnostic::error(Code::EmptyFile, "the file holds no YAML document")
-                .with_help("a cosync file starts with its kind key, e.g. `flow: my-flow`"),
-        ]);
+        let message = if text.trim().is_empty() {
+            "the file is empty"
+        } else {
+            "the file holds only comments"
+        };
+        return Err(vec![Diagnostic::error(Code::EmptyFile, message).with_help(
+            "a cosync file starts with its kind key, e.g. `flow: my-flow`",
+        )]);
     };
     if let Some(second) = docs.next() {
-        let span = span_of(text, &lines, &second.span);
+        let mut span = span_of(text, &lines, &second.span);
+        // Point at the `---` that starts the second document, when there is one.
+        if let Some(i) = text[..span.start.byte.min(text.len())].rfind("---") {
+            let pos = lines.pos_of_byte(text, i);
+            span = Span {
+                start: pos,
+                end: lines.pos_of_byte(text, i + 3),
+            };
+        }
         return Err(vec![
             Diagnostic::error(
                 Code::MultipleDocuments,
@@ -145,6 +158,36 @@ fn scan_error(text: &str, lines: &LineIndex, e: &saphyr::ScanError) -> Diagnosti
     } else {
         (Code::YamlSyntax, format!("YAML syntax error: {info}"), None)
     };
+    let mut pos = pos;
+    let mut message = message;
+    match code {
+        // saphyr reports just after the tab; point at the tab itself.
+        Code::YamlTab => {
+            let line_start = text[..pos.byte.min(text.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
+            if let Some(tab) = text[line_start..]
+                .find('\t')
+                .map(|i| line_start + i)
+                .filter(|t| *t <= pos.byte)
+            {
+                pos = lines.pos_of_byte(text, tab);
+            }
+        }
+        // Name the key.
+        Code::DuplicateKey => {
+            let rest = &text[pos.byte.min(text.len())..];
+            let key: String = rest
+                .chars()
+                .take_while(|c| *c != ':' && *c != '\n')
+                .collect();
+            let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
+            if !key.is_empty() {
+                message = format!("the key `{key}` appears twice in the same mapping");
+            }
+        }
+        _ => {}
+    }
     let d = Diagnostic::error(code, message).at(Span::point(pos));
     match help {
         Some(h) => d.with_help(h),

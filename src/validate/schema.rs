@@ -51,7 +51,35 @@ pub fn check(kind: FileKind, located: &Located) -> Vec<Diagnostic> {
     for err in ks.validator.iter_errors(&located.value) {
         cx.convert(err, &mut out);
     }
+    drop_missing_keys_explained_by_typos(&mut out);
     out
+}
+
+/// `conector: x` gives "unknown key `conector`, did you mean `connector`?"; the
+/// "missing required key `connector`" in the same mapping says nothing more.
+fn drop_missing_keys_explained_by_typos(out: &mut Vec<Diagnostic>) {
+    let typos: Vec<(String, String)> = out
+        .iter()
+        .filter(|d| d.code == Code::UnknownKey)
+        .filter_map(|d| {
+            let meant = d
+                .help
+                .as_deref()?
+                .strip_prefix("did you mean `")?
+                .strip_suffix("`?")?;
+            let parent = crate::source::parent_pointer(d.pointer.as_deref()?)?;
+            Some((
+                parent.to_string(),
+                format!("missing required key `{meant}`"),
+            ))
+        })
+        .collect();
+    out.retain(|d| {
+        d.code != Code::MissingKey
+            || !typos
+                .iter()
+                .any(|(p, m)| d.pointer.as_deref() == Some(p.as_str()) && &d.message == m)
+    });
 }
 
 struct Cx<'a> {
@@ -96,7 +124,11 @@ impl Cx<'_> {
             | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
                 let allowed = self.allowed_keys(&schema_path);
                 for key in unexpected {
-                    out.push(self.unknown_key(&ptr, &key, &allowed));
+                    let mut d = self.unknown_key(&ptr, &key, &allowed);
+                    if let Some(parent) = self.nested_home(&schema_path, &key) {
+                        d.help = Some(format!("`{key}` belongs under `{parent}:`"));
+                    }
+                    out.push(d);
                 }
             }
             ValidationErrorKind::Required { property } => {
@@ -199,6 +231,28 @@ impl Cx<'_> {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
             None => d,
         }
+    }
+
+    /// The property of the schema node at `schema_path` whose own mapping allows
+    /// `key` (so `max_steps` at a flow's top level belongs under `budget:`).
+    fn nested_home(&self, schema_path: &str, key: &str) -> Option<String> {
+        let props = self
+            .schema_node(schema_path)?
+            .get("properties")?
+            .as_object()?;
+        props.iter().find_map(|(name, sub)| {
+            let sub = self.resolve(sub)?;
+            let mut candidates = vec![sub];
+            for k in ["anyOf", "oneOf"] {
+                if let Some(branches) = sub.get(k).and_then(Value::as_array) {
+                    candidates.extend(branches.iter().filter_map(|b| self.resolve(b)));
+                }
+            }
+            candidates
+                .iter()
+                .any(|c| c.get("properties").and_then(|p| p.get(key)).is_some())
+                .then(|| name.clone())
+        })
     }
 
     fn allowed_keys(&self, schema_path: &str) -> Vec<String> {
@@ -337,6 +391,11 @@ impl Cx<'_> {
         for key in obj.keys() {
             if let Some(s) = did_you_mean(key, all.iter().copied()) {
                 let child = format!("{ptr}/{}", crate::source::escape_pointer(key));
+                if !is_step {
+                    let allowed: Vec<String> = all.iter().map(|k| (*k).to_string()).collect();
+                    return self.unknown_key(ptr, key, &allowed);
+                }
+
                 if let Some(span) = self.located.locate_key(&child) {
                     d = d.at(span).at_pointer(child);
                 }
@@ -453,10 +512,15 @@ fn scalar_text(v: &Value) -> String {
 
 fn first_sentence(s: &str) -> String {
     let s = s.split("\n\n").next().unwrap_or(s).replace('\n', " ");
-    match s.find(". ") {
-        Some(i) => s[..=i].to_string(),
-        None => s,
+    let mut from = 0;
+    while let Some(i) = s[from..].find(". ").map(|i| from + i) {
+        let before = &s[..i];
+        if !(before.ends_with("e.g") || before.ends_with("i.e") || before.ends_with("etc")) {
+            return s[..=i].to_string();
+        }
+        from = i + 2;
     }
+    s
 }
 
 /// The last segment of a pointer, unescaped (for messages).

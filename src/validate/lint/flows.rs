@@ -131,10 +131,11 @@ impl<'c, 'p> FlowCheck<'c, 'p> {
                         self.file,
                         &at,
                         Diagnostic::error(
-                            Code::DuplicateStepId,
+                            Code::ReservedName,
                             format!("`{name}` is a reserved name"),
                         )
-                        .with_help("choose another id"),
+                        .with_help("choose another id; `trigger`, `run` and the template functions are predefined"),
+
                     );
                     continue;
                 }

@@ -74,9 +74,7 @@ fn check_pc_path(
 ) -> Option<CompiledPath> {
     match CompiledPath::compile(path) {
         Err(e) => {
-            let d = Diagnostic::error(Code::InvalidJsonpath, format!("invalid JSONPath `{path}`: {}", e.0))
-                .with_help("paths start at `$`, e.g. `$.details.dealValue` or `$.details.requirements.solutions[*].id`");
-            cx.report(file, pointer, d);
+            report_path_error(cx, file, pointer, path, &e);
             None
         }
         Ok(compiled) => {
@@ -128,9 +126,13 @@ fn check_row(
                 row.direction.as_str()
             ),
         )
-        .with_help(
-            "`read_only: crm` means the row syncs only to the CRM; drop one of the two keys",
-        );
+        .with_help({
+            let side = row.read_only.map_or("crm", Side::as_str);
+            format!(
+                "`read_only: {side}` means the row syncs only to {side}; drop one of the two keys"
+            )
+        });
+
         cx.report(file, &format!("{p}/direction"), d);
     }
     // Paths and fields.
@@ -200,6 +202,7 @@ fn check_row(
             d,
         );
     }
+    let mut sides_missing = false;
     for (target, source_present, target_present) in [
         (
             Side::Crm,
@@ -244,10 +247,11 @@ fn check_row(
                 .with_help(format!("add `{key}:`"))
             };
             cx.report(file, p, d);
+            sides_missing = true;
         }
     }
-    // Reversibility of two-way rows.
-    if direction == Direction::Both {
+    // Reversibility of two-way rows (a row missing a side was reported above).
+    if direction == Direction::Both && !sides_missing {
         let mut why = Vec::new();
         if row.transform.is_some() && row.reverse.is_none() {
             why.push((
@@ -614,4 +618,28 @@ fn check_value_map(cx: &mut Cx<'_>, file: usize, vm: &ValueMapSpec) {
 /// both ways).
 fn same_scalar(a: &Value, b: &Value) -> bool {
     a == b || value_text(a) == value_text(b)
+}
+
+/// Reports a JSONPath syntax error at the character where parsing stopped.
+pub(super) fn report_path_error(
+    cx: &mut Cx<'_>,
+    file: usize,
+    pointer: &str,
+    path: &str,
+    e: &crate::expr::path::PathError,
+) {
+    let d = Diagnostic::error(Code::InvalidJsonpath, format!("invalid JSONPath `{path}`: {}", e.message()))
+        .with_help("JSONPath (RFC 9535) looks like `$.details.dealValue`, `$.team[0].email` or `$.details.requirements.solutions[*].id`");
+    let range = e.column().map(|c| {
+        let start = path
+            .char_indices()
+            .nth(c.saturating_sub(1))
+            .map_or(path.len(), |(i, _)| i);
+        let end = path[start..]
+            .chars()
+            .next()
+            .map_or(start, |ch| start + ch.len_utf8());
+        start..end
+    });
+    cx.report_in_text(file, pointer, path, range, d);
 }

@@ -109,12 +109,11 @@ impl Cx<'_> {
             Ok(vars) => {
                 let mut vars: Vec<String> = vars.into_iter().collect();
                 vars.sort();
+                let code_only = mode == TextMode::Expression;
                 for var in &vars {
                     if let Some(d) = resolve(var) {
-                        let range = analysed
-                            .find(var.as_str())
+                        let range = find_identifier(analysed, var, code_only)
                             .map(|i| i + offset..i + offset + var.len());
-                        let _ = &analysed;
                         self.report_in_text(file, pointer, text, range, d);
                     }
                 }
@@ -177,6 +176,35 @@ fn sub_span(
     })
 }
 
+/// The byte offset of `name` used as an identifier in `text`: not part of a longer
+/// name or an attribute (`.name`), and — unless `code_only` — inside `{{ }}` or
+/// `{% %}`.
+fn find_identifier(text: &str, name: &str, code_only: bool) -> Option<usize> {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    let in_code = |at: usize| {
+        code_only || {
+            let before = &text[..at];
+            let open = before
+                .rfind("{{")
+                .into_iter()
+                .chain(before.rfind("{%"))
+                .max();
+            let close = before
+                .rfind("}}")
+                .into_iter()
+                .chain(before.rfind("%}"))
+                .max();
+            matches!((open, close), (Some(o), Some(c)) if o > c)
+                || matches!((open, close), (Some(_), None))
+        }
+    };
+    text.match_indices(name).map(|(i, _)| i).find(|&i| {
+        let prev = text[..i].chars().next_back();
+        let next = text[i + name.len()..].chars().next();
+        !prev.is_some_and(|c| is_ident(c) || c == '.') && !next.is_some_and(is_ident) && in_code(i)
+    })
+}
+
 /// The message and help for a name that is not in scope, with a suggestion.
 pub(crate) fn undeclared(var: &str, candidates: &[String], what: &str) -> Diagnostic {
     let d = Diagnostic::error(
@@ -187,5 +215,24 @@ pub(crate) fn undeclared(var: &str, candidates: &[String], what: &str) -> Diagno
         Some(s) => d.with_help(format!("did you mean `{s}`?")),
         None if candidates.is_empty() => d,
         None => d.with_help(format!("names in scope: {}", candidates.join(", "))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_identifier;
+
+    #[test]
+    fn identifiers_are_found_in_code_only() {
+        assert_eq!(
+            find_identifier("created {{ created.id }}", "created", false),
+            Some(11)
+        );
+        assert_eq!(
+            find_identifier("{{ trigger.resource_id }} {{ id }}", "id", false),
+            Some(29)
+        );
+        assert_eq!(find_identifier("a.b and b", "b", true), Some(8));
+        assert_eq!(find_identifier("plain text", "text", false), None);
     }
 }

@@ -60,9 +60,10 @@ fn check_project_file(cx: &mut Cx<'_>) {
             Code::UnknownEnvironment,
             format!("unknown environment `{default}`"),
         );
-        if let Some(s) = crate::diag::did_you_mean(default, names.iter().copied()) {
-            d = d.with_help(format!("did you mean `{s}`?"));
-        }
+        d = match crate::diag::did_you_mean(default, names.iter().copied()) {
+            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+            None => d.with_help(format!("environments: {}", names.join(", "))),
+        };
         cx.report(file, "/default_environment", d);
     }
     if let Some(located) = project.files.get(file).and_then(|f| f.located.as_ref()) {
@@ -70,9 +71,11 @@ fn check_project_file(cx: &mut Cx<'_>) {
         collect_strings(&located.value, String::new(), &mut strings);
         for (pointer, s) in strings {
             if s.contains("${") && !references_ok(&s) {
-                let d = Diagnostic::error(Code::InvalidReference, "malformed reference").with_help(
-                    "write `${env:NAME}` (NAME: letters, digits, `_`) or `${file:PATH}`",
-                );
+                let d = Diagnostic::error(
+                    Code::InvalidReference,
+                    format!("malformed reference in `{s}`"),
+                )
+                .with_help("write `${env:NAME}` (NAME: letters, digits, `_`) or `${file:PATH}`");
                 cx.report(file, &pointer, d);
             }
         }
@@ -90,9 +93,10 @@ fn check_project_file(cx: &mut Cx<'_>) {
                     Code::UnknownConnector,
                     format!("connection for unknown connector `{conn_name}`"),
                 );
-                if let Some(s) = crate::diag::did_you_mean(conn_name, names.iter().copied()) {
-                    d = d.with_help(format!("did you mean `{s}`?"));
-                }
+                d = match crate::diag::did_you_mean(conn_name, names.iter().copied()) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help(format!("defined connectors: {}", names.join(", "))),
+                };
                 cx.report_key(file, &conn_ptr, d);
             }
             let secrets: Vec<(&str, &str)> = match &conn.auth {
@@ -143,14 +147,7 @@ fn collect_strings(v: &serde_json::Value, pointer: String, out: &mut Vec<(String
 
 fn check_path(cx: &mut Cx<'_>, file: usize, pointer: &str, path: &str) {
     if let Err(e) = CompiledPath::compile(path) {
-        cx.report(
-            file,
-            pointer,
-            Diagnostic::error(
-                Code::InvalidJsonpath,
-                format!("invalid JSONPath `{path}`: {}", e.0),
-            ),
-        );
+        super::mappings::report_path_error(cx, file, pointer, path, &e);
     }
 }
 
@@ -161,9 +158,11 @@ fn check_connectors(cx: &mut Cx<'_>) {
         let spec = &c.spec;
         if spec.kind == crate::spec::connector::ConnectorKind::Http && spec.operations.is_empty() {
             let d = Diagnostic::error(
-                Code::InvalidStep,
-                "an `http` connector needs `operations:` (request templates)",
-            );
+                Code::MissingKey,
+                "missing required key `operations`: an `http` connector's operations are request templates",
+            )
+            .with_help("add `operations:` with at least one request template (method, path, ...)");
+
             cx.report_key(file, "/kind", d);
         }
         for (name, op) in &spec.operations {
@@ -172,8 +171,13 @@ fn check_connectors(cx: &mut Cx<'_>) {
             allowed.extend(["connection", "page"].map(String::from));
             let mut resolve = |v: &str| {
                 (!allowed.iter().any(|a| a == v)).then(|| {
-                    undeclared(v, &allowed, "in this operation")
-                        .with_help(format!("declare it under `inputs:` of operation `{name}`"))
+                    let d = undeclared(v, &allowed, "in this operation");
+                    let declare = format!("declare it under `inputs:` of operation `{name}`");
+                    let help = match d.help.clone() {
+                        Some(h) if h.starts_with("did you mean") => format!("{h} (or {declare})"),
+                        _ => declare,
+                    };
+                    d.with_help(help)
                 })
             };
             cx.check_text(
