@@ -39,6 +39,62 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Write the JSON Schema (draft 2020-12) of every file kind.
     Schema(SchemaArgs),
+    /// Run one flow once for an event, and print its run record.
+    ///
+    /// `--dry-run` performs reads but plans writes, and prints them as a per-field diff.
+    Run(RunArgs),
+    /// Run flow test files (`test:` files) offline; exit 1 if any case fails.
+    Test(TestArgs),
+}
+
+/// Arguments of `cosync run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The flow's name.
+    pub flow: String,
+    /// JSON file with the event: a Partner Center webhook payload, a CRM record, or
+    /// the trigger variables themselves.
+    #[arg(long)]
+    pub event: PathBuf,
+    /// Environment from cosync.yaml.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// The project folder.
+    #[arg(short, long, default_value = ".")]
+    pub project: PathBuf,
+    /// YAML or JSON file of records to run against in memory
+    /// (`connector: { entity: [records] }`), instead of the environment's services.
+    #[arg(long)]
+    pub fixtures: Option<PathBuf>,
+    /// Read, but only plan writes.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+/// Arguments of `cosync test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Project files or folders; every test file among them runs.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    /// Only cases (or suites) whose name contains this text.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+/// Output formats of commands that report results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people.
+    Human,
+    /// For machines.
+    Json,
 }
 
 /// Arguments of `cosync validate`.

@@ -2,7 +2,10 @@
 //! an exit status in one place: 0 success, 1 problems found, 2 usage or I/O errors.
 
 pub mod args;
+mod project;
+mod run_cmd;
 pub mod schema_cmd;
+mod test_cmd;
 pub mod validate_cmd;
 
 use std::io::IsTerminal;
@@ -47,6 +50,8 @@ pub fn main() -> ExitCode {
     let outcome = match args.command {
         Command::Validate(a) => validate_cmd::run(&a, color),
         Command::Schema(a) => schema_cmd::run(&a),
+        Command::Run(a) => run_cmd::run(&a, color),
+        Command::Test(a) => test_cmd::run(&a, color),
     };
     ExitCode::from(outcome.code())
 }

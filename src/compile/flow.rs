@@ -391,8 +391,7 @@ impl Compiler<'_> {
             name: step
                 .name()
                 .map(String::from)
-                .or_else(|| step.id().map(|i| format!("{} {i}", step.kind())))
-                .unwrap_or_else(|| step.kind().to_string()),
+                .unwrap_or_else(|| default_name(step)),
             run_after: if step.run_after().is_empty() {
                 vec![StepStatus::Succeeded]
             } else {
@@ -580,4 +579,38 @@ fn step_timeout(step: &Step) -> Option<std::time::Duration> {
         Step::Terminate(s) => &s.timeout,
     };
     t.as_ref().and_then(|d| d.to_std())
+}
+
+/// A readable name for a step that has none: `get referral`, `if opportunity is none`.
+fn default_name(step: &Step) -> String {
+    let short = |s: &str| {
+        let s = crate::expr::strip_braces(s).trim();
+        if s.chars().count() > 60 {
+            format!("{}…", s.chars().take(59).collect::<String>())
+        } else {
+            s.to_string()
+        }
+    };
+    match step {
+        Step::If(s) => format!("if {}", short(&s.condition)),
+        Step::Switch(s) => format!("switch {}", short(&s.switch)),
+        Step::Foreach(s) => format!("foreach {}", short(&s.foreach)),
+        Step::Until(s) => format!("until {}", short(&s.until)),
+        Step::Set(s) => format!(
+            "set {}",
+            s.set.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        Step::Terminate(s) => format!(
+            "terminate {}",
+            match s.terminate {
+                RunStatus::Succeeded => "succeeded",
+                RunStatus::Failed => "failed",
+                RunStatus::Cancelled => "cancelled",
+            }
+        ),
+        other => match other.id() {
+            Some(id) => format!("{} {id}", other.kind()),
+            None => other.kind().to_string(),
+        },
+    }
 }

@@ -2,4 +2,5 @@
 //! of built-in kinds and their operations, which validation checks references
 //! against.
 
+pub mod memory;
 pub mod registry;

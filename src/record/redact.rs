@@ -1,0 +1,88 @@
+//! Redaction of secrets and tokens before anything is stored or printed.
+
+use serde_json::Value;
+
+/// The replacement text.
+pub const REDACTED: &str = "***";
+
+/// True for keys whose values are secrets.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase().replace(['-', '_'], "");
+    [
+        "secret",
+        "password",
+        "token",
+        "authorization",
+        "apikey",
+        "signature",
+        "cookie",
+        "assertion",
+        "privatekey",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+/// A copy of `v` with secret-named fields replaced and bearer tokens masked.
+pub fn redact(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, x)| {
+                    let redacted = if is_secret_key(k) && !x.is_null() {
+                        Value::String(REDACTED.into())
+                    } else {
+                        redact(x)
+                    };
+                    (k.clone(), redacted)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        Value::String(s) => Value::String(redact_text(s)),
+        other => other.clone(),
+    }
+}
+
+/// Masks `Bearer <token>` and `Signature <sig>` credentials inside text.
+pub fn redact_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some((i, scheme)) = ["Bearer ", "bearer ", "Signature "]
+        .iter()
+        .filter_map(|p| rest.find(p).map(|i| (i, *p)))
+        .min_by_key(|(i, _)| *i)
+    {
+        out.push_str(&rest[..i + scheme.len()]);
+        rest = &rest[i + scheme.len()..];
+        let end = rest
+            .find(|c: char| c.is_whitespace() || c == '"' || c == ',')
+            .unwrap_or(rest.len());
+        if end > 0 {
+            out.push_str(REDACTED);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secrets_are_masked() {
+        let v = json!({"client_secret": "s3cr3t", "access_token": "abc", "name": "x", "nested": [{"Authorization": "Bearer abc.def"}], "refresh_token": null});
+        assert_eq!(
+            redact(&v),
+            json!({"client_secret": "***", "access_token": "***", "name": "x", "nested": [{"Authorization": "***"}], "refresh_token": null})
+        );
+        assert_eq!(
+            redact_text("got 401 for Bearer eyJhbGciOi.x.y, retrying"),
+            "got 401 for Bearer ***, retrying"
+        );
+        assert_eq!(redact_text("no secrets here"), "no secrets here");
+    }
+}
