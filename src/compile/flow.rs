@@ -52,6 +52,9 @@ pub struct CompiledFlow {
     pub name: String,
     /// Trigger.
     pub trigger: Option<TriggerSpec>,
+    /// Started by its trigger (`enabled: false` flows run only by hand).
+    pub enabled: bool,
+
     /// Limits.
     pub budget: Budget,
     /// Steps.
@@ -305,6 +308,7 @@ pub(super) fn compile_flow(
         id,
         name: spec.flow.clone(),
         trigger: spec.trigger.clone(),
+        enabled: spec.enabled,
         budget,
         steps,
     })

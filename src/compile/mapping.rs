@@ -81,7 +81,8 @@ pub struct CompiledRow {
     /// Default when the source has no value.
     pub default: Option<Value>,
     /// The source must have a value.
-    pub required: bool,
+    pub required: crate::spec::mapping::Required,
+
     /// Message for a missing required value.
     pub message: Option<String>,
     /// Conflict policy.
@@ -148,7 +149,24 @@ impl CompiledValueMap {
         vm
     }
 
+    /// True when an entry maps "no value" (`null`) towards `target`.
+    pub fn maps_null(&self, target: Side) -> bool {
+        match target {
+            Side::Crm => self.to_crm.contains_key("null"),
+            Side::PartnerCenter => self.to_partner_center.contains_key("null"),
+        }
+    }
+
+    /// The entry for `v` towards `target`, ignoring the default.
+    pub fn entry(&self, v: &Value, target: Side) -> Option<&Value> {
+        match target {
+            Side::Crm => self.to_crm.get(&scalar_text(v)),
+            Side::PartnerCenter => self.to_partner_center.get(&scalar_text(v)),
+        }
+    }
+
     /// Translates `v` towards `target`; `None` when unmapped and no default.
+
     pub fn translate(&self, v: &Value, target: Side) -> Option<Value> {
         let (table, default) = match target {
             Side::Crm => (&self.to_crm, &self.default_crm),

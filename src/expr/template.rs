@@ -62,6 +62,9 @@ pub fn new_env() -> Environment<'static> {
     // Python string methods (`x.startswith(..)`, `x.split(',')`), which customizers
     // coming from Power Automate expressions reach for.
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_filter("without", without);
+    env.add_filter("only", only);
+
     env.add_function("now", || {
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     });
@@ -155,4 +158,42 @@ mod tests {
         assert!(err.message.contains("syntax error"), "{}", err.message);
         assert!(err.range.is_some());
     }
+}
+
+fn pick(
+    value: &minijinja::Value,
+    keys: &[String],
+    keep: bool,
+) -> Result<minijinja::Value, minijinja::Error> {
+    let map = value
+        .as_object()
+        .filter(|o| matches!(o.repr(), minijinja::value::ObjectRepr::Map))
+        .ok_or_else(|| {
+            minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "expected a mapping")
+        })?;
+    let mut out = std::collections::BTreeMap::new();
+    for key in map.try_iter().into_iter().flatten() {
+        let name = key.as_str().unwrap_or_default().to_string();
+        if keys.contains(&name) == keep {
+            let v = value.get_item(&key)?;
+            out.insert(name, v);
+        }
+    }
+    Ok(minijinja::Value::from(out))
+}
+
+/// `changes | without('statecode', 'statuscode')`: the mapping minus these keys.
+fn without(
+    value: minijinja::Value,
+    keys: minijinja::value::Rest<String>,
+) -> Result<minijinja::Value, minijinja::Error> {
+    pick(&value, &keys, false)
+}
+
+/// `record | only('name', 'estimatedvalue')`: just these keys of the mapping.
+fn only(
+    value: minijinja::Value,
+    keys: minijinja::value::Rest<String>,
+) -> Result<minijinja::Value, minijinja::Error> {
+    pick(&value, &keys, true)
 }

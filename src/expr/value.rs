@@ -259,6 +259,20 @@ mod tests {
     }
 
     #[test]
+    fn without_and_only_filter_mappings() {
+        let env = leak_env();
+        let t = CompiledText::template(env, "{{ referral.details | without('dealValue') }}").ok();
+        assert_eq!(t.and_then(|t| t.eval(&scope()).ok()), Some(json!({})));
+        let t = CompiledText::template(env, "{{ referral | only('id', 'type') }}").ok();
+        assert_eq!(
+            t.and_then(|t| t.eval(&scope()).ok()),
+            Some(json!({"id": "r1", "type": "Shared"}))
+        );
+        let t = CompiledText::template(env, "{{ referral.id | without('x') }}").ok();
+        assert!(matches!(t.map(|t| t.eval(&scope())), Some(Err(_))));
+    }
+
+    #[test]
     fn errors_are_values_not_panics() {
         let env = leak_env();
         for bad in [

@@ -181,6 +181,9 @@ pub struct Write {
     pub value: Value,
     /// The row-level value (what reading the target back gives).
     pub compare: Value,
+    /// For value-mapped rows: the source value before translation. A target value
+    /// that translates back to it is not a change (many-to-one maps).
+    pub source: Option<Value>,
 }
 
 /// The result of projecting a record onto one side.
@@ -410,21 +413,31 @@ impl<'a> Projector<'a> {
                 .map_err(|e| fail(row, MapErrorKind::Lookup, e))?
                 .unwrap_or(Value::Null);
         }
-        // 2. Missing values.
-        if is_empty(&value) || matches!(&value, Value::Array(a) if a.iter().all(is_empty)) {
+        // 2. Missing values (unless the value map has an entry for "no value").
+        let maps_null = row
+            .value_map
+            .and_then(|id| self.value_maps.get(id.0))
+            .is_some_and(|vm| vm.maps_null(target));
+        if !maps_null
+            && (is_empty(&value) || matches!(&value, Value::Array(a) if a.iter().all(is_empty)))
+        {
             if let Some(d) = &row.default {
                 value = d.clone();
-            } else if row.required {
+            } else if row.required.towards(target) {
                 let message = row
                     .message
                     .clone()
                     .unwrap_or_else(|| "a value is required but the source has none".to_string());
                 return Err(fail(row, MapErrorKind::Required, message));
+            } else if target == Side::Crm && row.lookup.is_some() {
+                // No source value: leave the reference as it is.
+                return Ok(());
             } else {
                 value = Value::Null;
             }
         }
         // 3. Templates.
+
         let template = match target {
             Side::Crm => &row.transform,
             Side::PartnerCenter => &row.reverse,
@@ -446,9 +459,11 @@ impl<'a> Projector<'a> {
             })?;
         }
         // 4. Value map.
+        let mut source_value = None;
         if let Some(vm) = row.value_map.and_then(|id| self.value_maps.get(id.0))
-            && !value.is_null()
+            && (!value.is_null() || vm.maps_null(target))
         {
+            source_value = Some(value.clone());
             value = vm.translate(&value, target).ok_or_else(|| {
                 fail(
                     row,
@@ -547,6 +562,7 @@ impl<'a> Projector<'a> {
                 key,
                 value,
                 compare: coerced,
+                source: source_value.clone(),
             });
         }
         Ok(())
@@ -560,7 +576,12 @@ impl<'a> Projector<'a> {
             .filter_map(|w| {
                 let row = self.mapping.rows.get(w.row)?;
                 let old = read_write(row, w, projected.target, current);
-                (!same(row.ty, &old, &w.compare, &row.separator)).then(|| Change {
+                if same(row.ty, &old, &w.compare, &row.separator)
+                    || self.maps_back(row, w, projected.target, current)
+                {
+                    return None;
+                }
+                Some(Change {
                     label: row.label.clone(),
                     key: w.key.clone(),
                     old,
@@ -568,6 +589,21 @@ impl<'a> Projector<'a> {
                 })
             })
             .collect()
+    }
+
+    /// True when the target's current value of a value-mapped row translates back
+    /// to the same source value: `Proposal/Price Quote` is already "Active/Accepted"
+    /// even though the map would write `Qualification`.
+    fn maps_back(&self, row: &CompiledRow, w: &Write, target: Side, current: &Value) -> bool {
+        let (Some(source), Some(vm)) = (
+            &w.source,
+            row.value_map.and_then(|id| self.value_maps.get(id.0)),
+        ) else {
+            return false;
+        };
+        let now = read_row(row, target, current);
+        vm.entry(&now, target.other())
+            .is_some_and(|back| coerce::scalar_text(back) == coerce::scalar_text(source))
     }
 }
 

@@ -201,3 +201,33 @@ fn three_way_merge_follows_the_changed_side_and_policies() {
     assert_eq!(m.to_partner_center.len(), 1);
     assert!(m.to_crm.is_empty());
 }
+
+#[test]
+fn a_target_value_that_maps_back_to_the_source_is_not_a_change() {
+    let p = base_project();
+    let pr = projector(&p);
+    // The CRM says "lost" [2, 4]; Partner Center says Closed/Declined, which maps to
+    // [2, 4] as well: projecting would write Closed/Lost, but nothing changed.
+    let crm = json!({"name": "x", "statecode": 2, "statuscode": 4});
+    let projected = pr
+        .project(Side::PartnerCenter, &crm, &NoLookups)
+        .unwrap_or(Projected {
+            target: Side::PartnerCenter,
+            writes: vec![],
+        });
+    let mut pc = referral();
+    pc["name"] = json!("x");
+    pc["status"] = json!("Closed");
+    pc["substatus"] = json!("Declined");
+    let changes = pr.diff(&projected, &pc);
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.key != "/status" && c.key != "/substatus"),
+        "{changes:?}"
+    );
+    // ... while a real difference still is one.
+    pc["substatus"] = json!("Won");
+    let changes = pr.diff(&projected, &pc);
+    assert!(changes.iter().any(|c| c.key == "/substatus"), "{changes:?}");
+}

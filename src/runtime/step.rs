@@ -186,10 +186,20 @@ impl Exec<'_> {
             {
                 *last = Some(e.clone());
             }
-            if done.status == StepStatus::Succeeded
-                && let Some(name) = &step.output
-            {
-                frame.set(name, done.output.clone());
+            if let Some(name) = &step.output {
+                match (done.status, &done.error) {
+                    (StepStatus::Succeeded, _) => frame.set(name, done.output.clone()),
+                    // A handler after a failed step reads why: `{{ sync.error.message }}`.
+                    (StepStatus::Failed | StepStatus::TimedOut, Some(e)) => {
+                        let status = if done.status == StepStatus::Failed {
+                            "failed"
+                        } else {
+                            "timed_out"
+                        };
+                        frame.set(name, json!({"status": status, "error": {"code": e.code, "message": e.message}}));
+                    }
+                    _ => {}
+                }
             }
             let record = self.record(
                 step,
@@ -508,10 +518,16 @@ impl Exec<'_> {
         }
     }
 
+    /// The error of a block that ended `status`: the failing step's own error.
     fn status_error(&self, status: StepStatus) -> Option<StepError> {
+        let last = || self.last_error.lock().ok().and_then(|e| e.clone());
         match status {
-            StepStatus::Failed => Some(StepError::new("failed", "a step inside failed")),
-            StepStatus::TimedOut => Some(StepError::new("timeout", "a step inside timed out")),
+            StepStatus::Failed => {
+                Some(last().unwrap_or_else(|| StepError::new("failed", "a step inside failed")))
+            }
+            StepStatus::TimedOut => {
+                Some(last().unwrap_or_else(|| StepError::new("timeout", "a step inside timed out")))
+            }
             _ => None,
         }
     }

@@ -44,6 +44,11 @@ pub struct FlowSpec {
     /// Limits on one run (steps, calls, loop iterations, wall time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetSpec>,
+    /// `false` keeps the flow from being started by its trigger (it can still be
+    /// run by hand with `cosync run`); e.g. the Salesforce flows in a Dynamics 365
+    /// deployment. Default `true`.
+    #[serde(default = "enabled_default")]
+    pub enabled: bool,
     /// The steps, run in order.
     pub steps: Vec<Step>,
 }
@@ -694,3 +699,7 @@ pub const STEP_KINDS: &[&str] = &[
     "set",
     "terminate",
 ];
+
+fn enabled_default() -> bool {
+    true
+}

@@ -142,9 +142,11 @@ pub struct FieldRow {
     #[schemars(with = "serde_json::Value")]
     pub default: Option<serde_json::Value>,
     /// The source must have a value; otherwise the projection fails with a clear
-    /// error (e.g. "Solution ID is required").
+    /// error (e.g. "Solution ID is required"). `true` in both directions, or only
+    /// `to_crm` / `to_partner_center`.
     #[serde(default)]
-    pub required: bool,
+    pub required: Required,
+
     /// Message used when a required value is missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -342,4 +344,42 @@ pub enum KnownEnum {
 /// through `#[serde(default)]`.
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
     serde_json::Value::deserialize(d).map(Some)
+}
+
+/// When a row's source value is required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Required {
+    /// `true`: in every direction the row syncs; `false`: never.
+    Always(bool),
+    /// Only when projecting towards one side.
+    Towards(RequiredTowards),
+}
+
+impl Default for Required {
+    fn default() -> Self {
+        Required::Always(false)
+    }
+}
+
+/// A direction in which a value is required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RequiredTowards {
+    /// Required when projecting onto the CRM.
+    ToCrm,
+    /// Required when projecting onto Partner Center (e.g. solution ids for a
+    /// co-sell referral).
+    ToPartnerCenter,
+}
+
+impl Required {
+    /// True when a value is required when projecting onto `target`.
+    pub fn towards(self, target: Side) -> bool {
+        match self {
+            Required::Always(b) => b,
+            Required::Towards(RequiredTowards::ToCrm) => target == Side::Crm,
+            Required::Towards(RequiredTowards::ToPartnerCenter) => target == Side::PartnerCenter,
+        }
+    }
 }
