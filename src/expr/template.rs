@@ -117,6 +117,44 @@ fn without_globals(mut vars: HashSet<String>) -> HashSet<String> {
     vars
 }
 
+fn pick(
+    value: &minijinja::Value,
+    keys: &[String],
+    keep: bool,
+) -> Result<minijinja::Value, minijinja::Error> {
+    let map = value
+        .as_object()
+        .filter(|o| matches!(o.repr(), minijinja::value::ObjectRepr::Map))
+        .ok_or_else(|| {
+            minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "expected a mapping")
+        })?;
+    let mut out = std::collections::BTreeMap::new();
+    for key in map.try_iter().into_iter().flatten() {
+        let name = key.as_str().unwrap_or_default().to_string();
+        if keys.contains(&name) == keep {
+            let v = value.get_item(&key)?;
+            out.insert(name, v);
+        }
+    }
+    Ok(minijinja::Value::from(out))
+}
+
+/// `changes | without('statecode', 'statuscode')`: the mapping minus these keys.
+fn without(
+    value: minijinja::Value,
+    keys: minijinja::value::Rest<String>,
+) -> Result<minijinja::Value, minijinja::Error> {
+    pick(&value, &keys, false)
+}
+
+/// `record | only('name', 'estimatedvalue')`: just these keys of the mapping.
+fn only(
+    value: minijinja::Value,
+    keys: minijinja::value::Rest<String>,
+) -> Result<minijinja::Value, minijinja::Error> {
+    pick(&value, &keys, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,42 +196,4 @@ mod tests {
         assert!(err.message.contains("syntax error"), "{}", err.message);
         assert!(err.range.is_some());
     }
-}
-
-fn pick(
-    value: &minijinja::Value,
-    keys: &[String],
-    keep: bool,
-) -> Result<minijinja::Value, minijinja::Error> {
-    let map = value
-        .as_object()
-        .filter(|o| matches!(o.repr(), minijinja::value::ObjectRepr::Map))
-        .ok_or_else(|| {
-            minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "expected a mapping")
-        })?;
-    let mut out = std::collections::BTreeMap::new();
-    for key in map.try_iter().into_iter().flatten() {
-        let name = key.as_str().unwrap_or_default().to_string();
-        if keys.contains(&name) == keep {
-            let v = value.get_item(&key)?;
-            out.insert(name, v);
-        }
-    }
-    Ok(minijinja::Value::from(out))
-}
-
-/// `changes | without('statecode', 'statuscode')`: the mapping minus these keys.
-fn without(
-    value: minijinja::Value,
-    keys: minijinja::value::Rest<String>,
-) -> Result<minijinja::Value, minijinja::Error> {
-    pick(&value, &keys, false)
-}
-
-/// `record | only('name', 'estimatedvalue')`: just these keys of the mapping.
-fn only(
-    value: minijinja::Value,
-    keys: minijinja::value::Rest<String>,
-) -> Result<minijinja::Value, minijinja::Error> {
-    pick(&value, &keys, true)
 }
