@@ -166,7 +166,6 @@ impl CompiledValueMap {
     }
 
     /// Translates `v` towards `target`; `None` when unmapped and no default.
-
     pub fn translate(&self, v: &Value, target: Side) -> Option<Value> {
         let (table, default) = match target {
             Side::Crm => (&self.to_crm, &self.default_crm),
