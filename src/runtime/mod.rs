@@ -127,6 +127,9 @@ struct Exec<'a> {
     seq: AtomicUsize,
     /// The most recent step error, reported as the run's error when it fails.
     last_error: Mutex<Option<StepError>>,
+    /// Every step output and variable set anywhere in the run, last value wins
+    /// (what `cosync test` checks `outputs` against).
+    published: Mutex<serde_json::Map<String, Value>>,
     observer: Mutex<&'a mut dyn RunObserver>,
 }
 
@@ -165,6 +168,8 @@ impl<'a> Interpreter<'a> {
             iterations: AtomicU64::new(0),
             seq: AtomicUsize::new(0),
             last_error: Mutex::new(None),
+            published: Mutex::new(serde_json::Map::new()),
+
             observer: Mutex::new(observer),
         };
         let mut frame = Frame::default();
@@ -202,7 +207,11 @@ impl<'a> Interpreter<'a> {
             }
             Err(Halt::Fatal(e)) => (RunStatus::Failed, None, Some(e)),
         };
-        let outputs = std::mem::take(&mut frame.outputs);
+        let mut outputs =
+            std::mem::take(&mut *exec.published.lock().unwrap_or_else(|p| p.into_inner()));
+        for (k, v) in std::mem::take(&mut frame.outputs) {
+            outputs.entry(k).or_insert(v);
+        }
         RunOutcome {
             run_id,
             flow: flow.name.clone(),
@@ -223,6 +232,14 @@ impl Exec<'_> {
         if let Ok(mut guard) = self.observer.lock() {
             f(&mut **guard);
         }
+    }
+
+    /// Sets a step output or variable in `frame` and records it for the outcome.
+    fn publish(&self, frame: &mut Frame, name: &str, value: Value) {
+        if let Ok(mut all) = self.published.lock() {
+            all.insert(name.to_string(), value.clone());
+        }
+        frame.set(name, value);
     }
 
     fn count(&self, counter: &AtomicU64, limit: u64, what: &str) -> Result<(), Halt> {

@@ -188,7 +188,7 @@ impl Exec<'_> {
             }
             if let Some(name) = &step.output {
                 match (done.status, &done.error) {
-                    (StepStatus::Succeeded, _) => frame.set(name, done.output.clone()),
+                    (StepStatus::Succeeded, _) => self.publish(frame, name, done.output.clone()),
                     // A handler after a failed step reads why: `{{ sync.error.message }}`.
                     (StepStatus::Failed | StepStatus::TimedOut, Some(e)) => {
                         let status = if done.status == StepStatus::Failed {
@@ -196,7 +196,7 @@ impl Exec<'_> {
                         } else {
                             "timed_out"
                         };
-                        frame.set(name, json!({"status": status, "error": {"code": e.code, "message": e.message}}));
+                        self.publish(frame, name, json!({"status": status, "error": {"code": e.code, "message": e.message}}));
                     }
                     _ => {}
                 }
@@ -481,6 +481,7 @@ impl Exec<'_> {
                         .map_err(Fail::Halt)?;
                     rounds += 1;
                     if matches!(status, StepStatus::Failed | StepStatus::TimedOut) {
+                        merge_back(frame, inner.outputs);
                         return Ok(Done {
                             status,
                             error: self.status_error(status),
@@ -491,6 +492,7 @@ impl Exec<'_> {
                         .truthy(&inner.ctx())
                         .map_err(|e| StepError::new("template", format!("until: {e}")))?;
                     if met || rounds >= *limit {
+                        merge_back(frame, inner.outputs);
                         return Ok(Done::ok(
                             json!({"rounds": rounds, "condition_met": met}),
                             json!({"limit": limit}),
@@ -501,7 +503,7 @@ impl Exec<'_> {
             StepKind::Set(values) => {
                 let evaluated = eval_values(values, frame, "set")?;
                 for (k, v) in &evaluated {
-                    frame.set(k, v.clone());
+                    self.publish(frame, k, v.clone());
                 }
                 Ok(Done::ok(Value::Object(evaluated), Value::Null))
             }
@@ -543,16 +545,11 @@ impl Exec<'_> {
             .run_steps(steps, &mut inner)
             .await
             .map_err(Fail::Halt)?;
-        // Variables set inside a branch update the enclosing ones (Power Automate
-        // variables are flow-wide); step outputs inside stay inside.
-        for (k, v) in inner.outputs {
-            if frame.outputs.contains_key(&k) && frame.outputs.get(&k) != Some(&v) {
-                frame.set(&k, v);
-            }
-        }
+        merge_back(frame, inner.outputs);
         Ok(status)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn foreach(
         &self,
         items: &CompiledText,
@@ -582,41 +579,35 @@ impl Exec<'_> {
             .map_err(Fail::Halt)?;
         }
         let count = list.len();
-        let base = frame.clone();
-        let results: Vec<Result<(StepStatus, Value), Fail>> =
-            stream::iter(list.into_iter().enumerate())
+        let mut results = Vec::with_capacity(count);
+        if concurrency <= 1 {
+            // Sequential: variables set by one item are seen by the next, and by the
+            // steps after the loop (Power Automate semantics).
+            let mut inner = frame.clone();
+            inner.depth += 1;
+            for (i, item) in list.into_iter().enumerate() {
+                results.push(
+                    self.iteration(i, item, var, collect, steps, &mut inner)
+                        .await,
+                );
+            }
+            merge_back(frame, inner.outputs);
+        } else {
+            // Concurrent: each item runs on its own copy; results keep input order.
+            let base = frame.clone();
+            results = stream::iter(list.into_iter().enumerate())
                 .map(|(i, item)| {
                     let mut inner = base.clone();
+                    inner.depth += 1;
                     async move {
-                        inner.depth += 1;
-                        inner.iteration = Some(i);
-                        inner.set(var, item);
-                        let before: Vec<String> = inner.outputs.keys().cloned().collect();
-                        let status = self
-                            .run_steps(steps, &mut inner)
+                        self.iteration(i, item, var, collect, steps, &mut inner)
                             .await
-                            .map_err(Fail::Halt)?;
-                        let collected = match collect {
-                            Some(c) => c
-                                .eval_raw(&inner.ctx())
-                                .map_err(|e| StepError::new("template", format!("collect: {e}")))
-                                .and_then(|v| {
-                                    to_json(&v).map_err(|e| StepError::new("type", e.0))
-                                })?,
-                            None => Value::Object(
-                                inner
-                                    .outputs
-                                    .into_iter()
-                                    .filter(|(k, _)| !before.contains(k) || k == var)
-                                    .collect(),
-                            ),
-                        };
-                        Ok((status, collected))
                     }
                 })
                 .buffered(concurrency)
                 .collect()
                 .await;
+        }
         let mut outputs = Vec::with_capacity(count);
         let mut status = StepStatus::Succeeded;
         for r in results {
@@ -634,6 +625,47 @@ impl Exec<'_> {
                 json!({"items": count, "concurrency": concurrency}),
             )
         })
+    }
+
+    /// One item of a `foreach`: runs the body and returns what it collects.
+    #[allow(clippy::too_many_arguments)]
+    async fn iteration(
+        &self,
+        index: usize,
+        item: Value,
+        var: &str,
+        collect: Option<&CompiledText>,
+        steps: &[CompiledStep],
+        inner: &mut Frame,
+    ) -> Result<(StepStatus, Value), Fail> {
+        inner.iteration = Some(index);
+        inner.set(var, item);
+        let before: Vec<(String, Value)> = inner
+            .outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let status = self.run_steps(steps, inner).await.map_err(Fail::Halt)?;
+        let collected = match collect {
+            Some(c) => {
+                let v = c
+                    .eval_raw(&inner.ctx())
+                    .map_err(|e| StepError::new("template", format!("collect: {e}")))?;
+                to_json(&v).map_err(|e| StepError::new("type", e.0))?
+            }
+            // By default: what the body produced in this iteration.
+            None => Value::Object(
+                inner
+                    .outputs
+                    .iter()
+                    .filter(|(k, v)| {
+                        k.as_str() == var || !before.iter().any(|(bk, bv)| bk == *k && bv == *v)
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+        };
+        Ok((status, collected))
     }
 
     async fn diff(
@@ -688,6 +720,16 @@ impl Exec<'_> {
                     ..Done::ok(changes_object(changes), inputs)
                 })
             }
+        }
+    }
+}
+
+/// Variables set inside a block update the enclosing ones (Power Automate
+/// variables are flow-wide); step outputs first defined inside stay inside.
+fn merge_back(frame: &mut Frame, inner: serde_json::Map<String, Value>) {
+    for (k, v) in inner {
+        if frame.outputs.contains_key(&k) && frame.outputs.get(&k) != Some(&v) {
+            frame.set(&k, v);
         }
     }
 }
