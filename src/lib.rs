@@ -22,4 +22,5 @@ pub mod record;
 pub mod runtime;
 pub mod source;
 pub mod spec;
+pub mod store;
 pub mod validate;

@@ -186,7 +186,93 @@ pub fn to_json(v: &minijinja::Value) -> Result<Value, EvalError> {
 
 /// JSON → minijinja value.
 pub fn from_json(v: &Value) -> minijinja::Value {
-    minijinja::Value::from(Serde(v))
+    match v {
+        Value::Object(_) | Value::Array(_) => minijinja::Value::from_object(JsonView {
+            root: Arc::new(v.clone()),
+            pointer: String::new(),
+        }),
+        scalar => scalar_to_minijinja(scalar),
+    }
+}
+
+fn scalar_to_minijinja(v: &Value) -> minijinja::Value {
+    match v {
+        Value::Null => minijinja::Value::from(()),
+        Value::Bool(b) => minijinja::Value::from(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => minijinja::Value::from(i),
+            (None, Some(u), _) => minijinja::Value::from(u),
+            (_, _, Some(f)) => minijinja::Value::from(f),
+            _ => minijinja::Value::from(()),
+        },
+        Value::String(s) => minijinja::Value::from(s.as_str()),
+        other => minijinja::Value::from(Serde(other)),
+    }
+}
+
+/// A JSON document seen by templates without converting it: objects and lists
+/// are looked into on demand (a template reading `record.id` of a large referral
+/// touches one field, not the whole record).
+#[derive(Debug)]
+struct JsonView {
+    root: Arc<Value>,
+    pointer: String,
+}
+
+impl JsonView {
+    fn node(&self) -> &Value {
+        self.root.pointer(&self.pointer).unwrap_or(&Value::Null)
+    }
+
+    fn child(&self, segment: &str) -> Option<minijinja::Value> {
+        let pointer = format!(
+            "{}/{}",
+            self.pointer,
+            crate::source::escape_pointer(segment)
+        );
+        Some(match self.root.pointer(&pointer)? {
+            Value::Object(_) | Value::Array(_) => minijinja::Value::from_object(JsonView {
+                root: self.root.clone(),
+                pointer,
+            }),
+            scalar => scalar_to_minijinja(scalar),
+        })
+    }
+}
+
+impl Object for JsonView {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        match self.node() {
+            Value::Array(_) => minijinja::value::ObjectRepr::Seq,
+            _ => minijinja::value::ObjectRepr::Map,
+        }
+    }
+
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        match self.node() {
+            Value::Array(items) => {
+                let i = key.as_i64()?;
+                let i = if i < 0 { items.len() as i64 + i } else { i };
+                (0..items.len() as i64)
+                    .contains(&i)
+                    .then(|| self.child(&i.to_string()))
+                    .flatten()
+            }
+            _ => self.child(key.as_str()?),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        match self.node() {
+            Value::Array(items) => minijinja::value::Enumerator::Seq(items.len()),
+            Value::Object(map) => minijinja::value::Enumerator::Values(
+                map.keys()
+                    .map(|k| minijinja::Value::from(k.as_str()))
+                    .collect(),
+            ),
+            _ => minijinja::value::Enumerator::Empty,
+        }
+    }
 }
 
 /// Variables visible to templates: a name → value map, looked up lazily.

@@ -1,0 +1,127 @@
+use serde_json::json;
+
+use super::*;
+
+fn event(record: &str, dedupe: &str) -> NewEvent {
+    NewEvent {
+        source: "partner_center".into(),
+        record_key: format!("referral:{record}"),
+        dedupe_key: dedupe.into(),
+        flow: None,
+        payload: json!({"EventName": "referral-updated", "id": record, "n": dedupe}),
+    }
+}
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let s = Store::open(&dir.path().join("state.db")).unwrap_or_else(|e| panic!("{e}"));
+    (dir, s)
+}
+
+#[test]
+fn redeliveries_are_ignored() {
+    let (_d, s) = store();
+    assert!(matches!(
+        s.enqueue(&event("a", "a-1")),
+        Ok(Enqueued::New(_))
+    ));
+    assert!(matches!(
+        s.enqueue(&event("a", "a-1")),
+        Ok(Enqueued::Duplicate)
+    ));
+}
+
+#[test]
+fn one_event_per_record_at_a_time_in_order() {
+    let (_d, s) = store();
+    for (r, d) in [("a", "a-1"), ("a", "a-2"), ("b", "b-1")] {
+        let _ = s.enqueue(&event(r, d));
+    }
+    let first = s.claim(10).unwrap_or_default();
+    let keys: Vec<&str> = first.iter().map(|e| e.dedupe_key.as_str()).collect();
+    assert_eq!(keys, vec!["a-1", "b-1"]);
+    // a-2 waits until a-1 is done
+    assert!(s.claim(10).unwrap_or_default().is_empty());
+    let _ = s.complete(first[0].id, Some("run-1"));
+    let next = s.claim(10).unwrap_or_default();
+    assert_eq!(
+        next.iter()
+            .map(|e| e.dedupe_key.as_str())
+            .collect::<Vec<_>>(),
+        vec!["a-2"]
+    );
+}
+
+#[test]
+fn failures_retry_then_dead_letter_then_replay() {
+    let (_d, s) = store();
+    let _ = s.enqueue(&event("a", "a-1"));
+    let e = s.claim(1).unwrap_or_default().remove(0);
+    assert_eq!(e.attempts, 1);
+    // retry later: not claimable now
+    let _ = s.fail(
+        e.id,
+        "503 from Dataverse",
+        None,
+        Some(std::time::Duration::from_secs(3600)),
+    );
+    assert!(s.claim(1).unwrap_or_default().is_empty());
+    // a later event of the same record must wait behind it
+    let _ = s.enqueue(&event("a", "a-2"));
+    assert!(s.claim(1).unwrap_or_default().is_empty());
+    let _ = s.fail(e.id, "gave up: 503", None, None);
+    let dead = s.events(EventState::Dead, 10).unwrap_or_default();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("gave up: 503"));
+    assert_eq!(s.replay(None).unwrap_or(0), 1);
+    let again = s.claim(5).unwrap_or_default();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].dedupe_key, "a-1");
+    assert_eq!(again[0].attempts, 1);
+}
+
+#[test]
+fn a_crash_leaves_nothing_lost() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("state.db");
+    {
+        let s = Store::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let _ = s.enqueue(&event("a", "a-1"));
+        let claimed = s.claim(1).unwrap_or_default();
+        assert_eq!(claimed.len(), 1);
+        // dropped while "running", as a kill -9 would leave it
+    }
+    let s = Store::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.claim(1).unwrap_or_default().is_empty());
+    assert_eq!(s.recover().unwrap_or(0), 1);
+    assert_eq!(s.claim(1).unwrap_or_default().len(), 1);
+}
+
+#[test]
+fn links_keep_the_base_and_conflicts_are_parked() {
+    let (_d, s) = store();
+    let mut base = crate::mapping::Base::new();
+    base.insert(
+        "Deal value".into(),
+        crate::mapping::RowValues {
+            partner_center: json!(1000),
+            crm: json!("1000.00"),
+        },
+    );
+    let _ = s.save_link("m", "r1", Some("o1"), &base);
+    let link = s.link_by_crm("m", "o1").ok().flatten();
+    assert_eq!(link.as_ref().map(|l| l.referral_id.as_str()), Some("r1"));
+    assert_eq!(link.map(|l| l.base), Some(base));
+    let c = crate::mapping::Conflict {
+        label: "Notes".into(),
+        partner_center: json!("a"),
+        crm: json!("b"),
+        base: None,
+    };
+    let id = s.park_conflict("m", "r1", Some("o1"), &c).unwrap_or(0);
+    assert_eq!(s.conflicts(false).unwrap_or_default().len(), 1);
+    let resolved = s.resolve_conflict(id, "crm").ok();
+    assert_eq!(resolved.and_then(|c| c.resolution), Some("crm".into()));
+    assert!(s.conflicts(false).unwrap_or_default().is_empty());
+    assert!(s.resolve_conflict(id, "crm").is_err());
+}
