@@ -262,3 +262,18 @@ fn the_readme_lists_every_diagnostic_code() {
         );
     }
 }
+
+#[test]
+fn the_shipped_flow_tests_pass() {
+    let out = cosync(&["test", "mappings", "--format", "json"]);
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let cases = results.as_array().cloned().unwrap_or_default();
+    assert!(cases.len() >= 90, "{}", stdout(&out));
+    let failed: Vec<String> = cases
+        .iter()
+        .filter(|c| c["passed"] != true)
+        .map(|c| format!("{} / {}: {}", c["suite"], c["case"], c["failures"]))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    assert_eq!(out.status.code(), Some(0));
+}

@@ -83,6 +83,8 @@ pub struct CompiledRow {
     /// The source must have a value.
     pub required: crate::spec::mapping::Required,
 
+    /// Values that count as no value.
+    pub blank: Vec<Value>,
     /// Message for a missing required value.
     pub message: Option<String>,
     /// Conflict policy.
@@ -291,7 +293,9 @@ fn compile_row(
         reverse: text(cx.env, &row.reverse)?,
         default: row.default.clone(),
         required: row.required,
+        blank: row.blank.clone(),
         message: row.message.clone(),
+
         conflict: row.conflict.unwrap_or(conflict),
         separator: row.separator.clone().unwrap_or_else(|| ",".to_string()),
     })

@@ -28,6 +28,7 @@ struct State {
     tables: HashMap<(usize, String), Vec<Value>>,
     next_id: u64,
     log: Vec<(String, Request)>,
+    calls: HashMap<(usize, String), Value>,
 }
 
 /// Records in memory, per connector and entity.
@@ -131,6 +132,24 @@ impl MemoryConnectorSet {
                     .unwrap_or_default()
             })
             .unwrap_or_default()
+    }
+
+    /// Sets the result `call`s of `operation` on `connector` return (default `{}`).
+    pub fn set_call_result(
+        &self,
+        connector: &str,
+        operation: &str,
+        result: Value,
+    ) -> Result<(), String> {
+        let index = self
+            .index(connector)
+            .ok_or_else(|| format!("unknown connector `{connector}`"))?;
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| "state lock poisoned".to_string())?;
+        state.calls.insert((index, operation.to_string()), result);
+        Ok(())
     }
 
     /// Every request received, with its connector name.
@@ -295,7 +314,11 @@ impl MemoryConnectorSet {
                     }
                 }
             }
-            Request::Call { .. } => Ok(Value::Object(serde_json::Map::new())),
+            Request::Call { operation, .. } => Ok(state
+                .calls
+                .get(&(index, operation))
+                .cloned()
+                .unwrap_or_else(|| Value::Object(serde_json::Map::new()))),
         }
     }
 }

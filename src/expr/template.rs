@@ -65,9 +65,8 @@ pub fn new_env() -> Environment<'static> {
     env.add_filter("without", without);
     env.add_filter("only", only);
 
-    env.add_function("now", || {
-        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    });
+    env.add_function("now", now);
+
     env
 }
 
@@ -153,6 +152,16 @@ fn only(
     keys: minijinja::value::Rest<String>,
 ) -> Result<minijinja::Value, minijinja::Error> {
     pick(&value, &keys, true)
+}
+
+/// `now()`: the run's clock (`run.now`, fixed in tests with `now:`), else the
+/// current UTC time, as RFC 3339 with seconds.
+fn now(state: &minijinja::State<'_, '_>) -> String {
+    state
+        .lookup("run")
+        .and_then(|run| run.get_attr("now").ok())
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
 #[cfg(test)]

@@ -107,15 +107,24 @@ async fn run_case(
     };
     let memory = MemoryConnectorSet::new(project);
     let dir = file.parent().unwrap_or(Path::new("."));
-    if let Err(e) = load_records(&suite.given, dir, &memory)
+    let seeded = load_records(&suite.given, dir, &memory)
         .and_then(|_| load_records(&case.given, dir, &memory))
-    {
+        .and_then(|_| {
+            for (connector, ops) in suite.calls.iter().chain(case.calls.iter()) {
+                for (op, result) in ops {
+                    memory.set_call_result(connector, op, result.clone())?;
+                }
+            }
+            Ok(())
+        });
+    if let Err(e) = seeded {
         result.failures.push(e);
         return result;
     }
     let mut observer = RecordingObserver::new();
     let options = RunOptions {
         run_id: Some("test".into()),
+        now: case.now.clone(),
         ..Default::default()
     };
     let outcome = Interpreter::new(project, &memory)
@@ -135,8 +144,17 @@ async fn run_case(
 }
 
 /// Loose equality for expectations: numbers and numeric text compare by value;
-/// objects compare key by key; lists element by element.
+/// objects compare key by key; lists element by element. The expected strings
+/// `~any` (any non-null value) and `~contains TEXT` are matchers.
 pub fn matches(expected: &Value, actual: &Value) -> bool {
+    if let Some(m) = expected.as_str() {
+        if m == "~any" {
+            return !actual.is_null();
+        }
+        if let Some(text) = m.strip_prefix("~contains ") {
+            return actual.as_str().is_some_and(|a| a.contains(text));
+        }
+    }
     match (expected, actual) {
         (Value::Object(e), Value::Object(a)) => {
             e.len() == a.len()
@@ -160,10 +178,65 @@ fn action_name(a: WriteAction) -> &'static str {
     }
 }
 
+/// A written field by name or pointer: `status` also finds a Partner Center
+/// update's `/status`, and `/details/dealValue` finds a nested create's field.
 fn field_of<'v>(fields: &'v Value, key: &str) -> Option<&'v Value> {
-    fields
-        .get(key)
-        .or_else(|| key.starts_with('/').then(|| fields.pointer(key)).flatten())
+    if let Some(v) = fields.get(key) {
+        return Some(v);
+    }
+    match key.strip_prefix('/') {
+        Some(_) => fields.pointer(key),
+        None => fields.get(format!("/{key}").as_str()),
+    }
+}
+
+/// The leaf pointers of written (or expected) fields: keys that are pointers stay
+/// as they are; nested objects are walked.
+fn leaves(fields: &serde_json::Map<String, Value>) -> std::collections::BTreeSet<String> {
+    fn walk(prefix: String, v: &Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                for (k, x) in m {
+                    walk(
+                        format!("{prefix}/{}", crate::source::escape_pointer(k)),
+                        x,
+                        out,
+                    );
+                }
+            }
+            _ => {
+                out.insert(prefix);
+            }
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    for (k, v) in fields {
+        let prefix = if k.starts_with('/') {
+            k.clone()
+        } else {
+            format!("/{}", crate::source::escape_pointer(k))
+        };
+        walk(prefix, v, &mut out);
+    }
+    out
+}
+
+/// For `exact: true`: written leaf fields that the expectation does not name.
+fn unexpected_fields(e: &ExpectedWrite, w: &WriteRecord) -> Vec<String> {
+    let expected: serde_json::Map<String, Value> = e
+        .fields
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let want = leaves(&expected);
+    let got = w.fields.as_object().map(leaves).unwrap_or_default();
+    got.into_iter()
+        .filter(|p| {
+            !want
+                .iter()
+                .any(|w| p == w || p.starts_with(&format!("{w}/")))
+        })
+        .collect()
 }
 
 fn write_matches(e: &ExpectedWrite, w: &WriteRecord) -> bool {
@@ -175,10 +248,7 @@ fn write_matches(e: &ExpectedWrite, w: &WriteRecord) -> bool {
             .iter()
             .all(|(k, v)| field_of(&w.fields, k).is_some_and(|a| matches(v, a)))
         && e.absent.iter().all(|k| field_of(&w.fields, k).is_none())
-        && (!e.exact
-            || w.fields
-                .as_object()
-                .is_some_and(|m| m.len() == e.fields.len()))
+        && (!e.exact || unexpected_fields(e, w).is_empty())
 }
 
 fn describe_write(w: &WriteRecord) -> String {
@@ -236,15 +306,18 @@ fn check(
         ));
     }
     if let Some(m) = &expect.message {
-        let text = format!(
-            "{} {}",
-            record.message.clone().unwrap_or_default(),
-            record
-                .error
-                .as_ref()
-                .map(|e| e.message.clone())
-                .unwrap_or_default()
-        );
+        let message = record.message.clone().unwrap_or_default();
+        let error = record
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_default();
+        let text = if error.is_empty() || error == message {
+            message
+        } else {
+            format!("{message} {error}")
+        };
+
         if !text.contains(m.as_str()) {
             failures.push(format!(
                 "message: expected it to contain {m:?}, got {:?}",
@@ -290,6 +363,28 @@ fn check(
                             describe_write(w),
                             text_diff(&expected_fields, &pretty(&actual))
                         ));
+                        let written: Vec<&String> = e
+                            .absent
+                            .iter()
+                            .filter(|k| field_of(&w.fields, k).is_some())
+                            .collect();
+                        if !written.is_empty() {
+                            let names: Vec<String> =
+                                written.iter().map(|k| format!("`{k}`")).collect();
+                            msg.push_str(&format!(
+                                "\n    it writes {} (expected absent)",
+                                names.join(", ")
+                            ));
+                        }
+                        if e.exact {
+                            let extra = unexpected_fields(e, w);
+                            if !extra.is_empty() {
+                                msg.push_str(&format!(
+                                    "\n    it also writes {} (exact: true)",
+                                    extra.join(", ")
+                                ));
+                            }
+                        }
                     }
                     None if writes.is_empty() => msg.push_str("\n    the run made no writes"),
                     None => {

@@ -83,17 +83,19 @@ fn boolean(v: &Value) -> Option<bool> {
     }
 }
 
-fn items(v: &Value, separator: &str) -> Vec<Value> {
-    match v {
+/// The items of a list value, or of text joined with `separator`; empty items
+/// (`"a, b,"`, `[""]`) are dropped.
+pub fn items(v: &Value, separator: &str) -> Vec<Value> {
+    let list: Vec<Value> = match v {
         Value::Array(a) => a.clone(),
-        Value::String(s) if s.trim().is_empty() => Vec::new(),
         Value::String(s) => s
             .split(separator)
             .map(|p| Value::String(p.trim().to_string()))
             .collect(),
         Value::Null => Vec::new(),
         other => vec![other.clone()],
-    }
+    };
+    list.into_iter().filter(|x| !is_empty(x)).collect()
 }
 
 /// True for "no value": null, or empty text.

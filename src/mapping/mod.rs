@@ -17,6 +17,7 @@ use crate::compile::mapping::{CompiledLookup, CompiledMapping, CompiledRow, Comp
 use crate::expr::path::set_pointer;
 use crate::expr::value::{Scope, from_json};
 use crate::spec::common::Side;
+use crate::spec::mapping::FieldType;
 use coerce::{coerce, is_empty, same};
 
 /// Why a row could not be projected.
@@ -64,6 +65,11 @@ pub trait Lookups {
     ) -> Result<Option<Value>, String>;
     /// The value of `lookup.reverse` on the record `id` refers to.
     fn reverse(&self, lookup: &CompiledLookup, id: &Value) -> Result<Option<Value>, String>;
+    /// True when no record matches yet and creating one was left to a writing
+    /// step: the row is left out of this projection (a `diff` never creates).
+    fn deferred(&self, _lookup: &CompiledLookup, _fields: &[(String, Value)]) -> bool {
+        false
+    }
 }
 
 /// A resolver for projections that have no lookups (or must not run them).
@@ -135,6 +141,8 @@ pub struct ResolvedLookups {
     pub matches: HashMap<String, Option<Value>>,
     /// `entity:id` → reverse value.
     pub reverses: HashMap<String, Option<Value>>,
+    /// `lookup_key`s with no match whose creation is left to a writing step.
+    pub deferred: std::collections::HashSet<String>,
 }
 
 impl ResolvedLookups {
@@ -165,6 +173,9 @@ impl Lookups for ResolvedLookups {
             .get(&Self::reverse_key(lookup, id))
             .cloned()
             .ok_or_else(|| format!("lookup of `{}` was not resolved", lookup.entity))
+    }
+    fn deferred(&self, lookup: &CompiledLookup, fields: &[(String, Value)]) -> bool {
+        self.deferred.contains(&lookup_key(lookup, fields))
     }
 }
 
@@ -413,7 +424,36 @@ impl<'a> Projector<'a> {
                 .map_err(|e| fail(row, MapErrorKind::Lookup, e))?
                 .unwrap_or(Value::Null);
         }
+        // Lists are normalised first so that `"SOL-1, "` or `[""]` count by their
+        // real items (and an empty list is "no value").
+        // (Not when a template follows: it gets the value as the record has it.)
+        let has_template = match target {
+            Side::Crm => row.transform.is_some(),
+            Side::PartnerCenter => row.reverse.is_some(),
+        };
+        if matches!(row.ty, FieldType::List | FieldType::MultiOption)
+            && !value.is_null()
+            && !has_template
+            && row.partner_center.len() <= 1
+        {
+
+            let list = coerce::items(&value, &row.separator);
+            value = if list.is_empty() {
+                Value::Null
+            } else {
+                Value::Array(list)
+            };
+        }
+        // Values the row declares blank (e.g. a deal value of 0) are no value.
+        if row
+            .blank
+            .iter()
+            .any(|b| coerce::same(row.ty, b, &value, &row.separator) && !value.is_null())
+        {
+            value = Value::Null;
+        }
         // 2. Missing values (unless the value map has an entry for "no value").
+
         let maps_null = row
             .value_map
             .and_then(|id| self.value_maps.get(id.0))
@@ -496,6 +536,9 @@ impl<'a> Projector<'a> {
                         format!("the lookup template failed: {e}"),
                     )
                 })?;
+            if lookups.deferred(lookup, &fields) {
+                return Ok(());
+            }
             value = match lookups
                 .resolve(lookup, &fields)
                 .map_err(|e| fail(row, MapErrorKind::Lookup, e))?

@@ -183,6 +183,7 @@ impl Exec<'_> {
         step: &str,
         projection: &Projection,
         frame: &mut Frame,
+        may_create: bool,
     ) -> Result<(Projected, Value), Fail> {
         let source = eval(&projection.from, frame, "from")?;
         if !source.is_object() {
@@ -199,7 +200,9 @@ impl Exec<'_> {
             )
             .into());
         }
-        let lookups = self.lookups_for(step, projection, &source).await?;
+        let lookups = self
+            .lookups_for(step, projection, &source, may_create)
+            .await?;
         let projector = self.project.projector(projection.mapping);
         let projected = projector
             .project(projection.target, &source, &lookups)
@@ -213,6 +216,7 @@ impl Exec<'_> {
         step: &str,
         projection: &Projection,
         source: &Value,
+        may_create: bool,
     ) -> Result<ResolvedLookups, Fail> {
         let projector = self.project.projector(projection.mapping);
         let mut resolved = ResolvedLookups::default();
@@ -246,6 +250,11 @@ impl Exec<'_> {
                         .and_then(|r| r.get(&returns))
                         .cloned()
                         .filter(|v| !v.is_null());
+                    if id.is_none() && create.is_some() && !may_create {
+                        // Only writing steps create referenced records.
+                        resolved.deferred.insert(key);
+                        continue;
+                    }
                     if id.is_none()
                         && let Some(create) = create
                     {
@@ -297,7 +306,7 @@ impl Exec<'_> {
         frame: &mut Frame,
     ) -> Result<Value, Fail> {
         let mut record = match projection {
-            Some(p) => self.project(step, p, frame).await?.0.to_record(),
+            Some(p) => self.project(step, p, frame, true).await?.0.to_record(),
             None => json!({}),
         };
         for (k, v) in eval_values(values, frame, "values")? {

@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub run_id: Option<String>,
     /// Override the flow's budget.
     pub budget: Option<Budget>,
+    /// Fix the clock `now()` reads (RFC 3339); tests use it for stable output.
+    pub now: Option<String>,
 }
 
 /// How a run ended.
@@ -174,7 +176,14 @@ impl<'a> Interpreter<'a> {
         };
         let mut frame = Frame::default();
         frame.set("trigger", trigger.clone());
-        frame.set("run", serde_json::json!({"id": run_id, "flow": flow.name, "started_at": started_at, "dry_run": options.dry_run}));
+        let now = options.now.clone().unwrap_or_else(|| {
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        });
+        frame.set(
+            "run",
+            serde_json::json!({"id": run_id, "flow": flow.name, "started_at": started_at, "now": now, "dry_run": options.dry_run}),
+        );
+
         let result =
             match tokio::time::timeout(budget.timeout, exec.run_steps(&flow.steps, &mut frame))
                 .await

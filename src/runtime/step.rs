@@ -387,7 +387,7 @@ impl Exec<'_> {
                 Ok(Done::ok(out, json!({"operation": operation, "with": with})))
             }
             StepKind::Map(projection) => {
-                let (projected, _) = self.project(name, projection, frame).await?;
+                let (projected, _) = self.project(name, projection, frame, false).await?;
                 Ok(Done::ok(
                     projected.to_record(),
                     json!({"mapping": self.project.mappings[projection.mapping.0].name, "target": projection.target.as_str()}),
@@ -685,7 +685,7 @@ impl Exec<'_> {
             .into());
         }
         let base_value = base.map(|b| eval(b, frame, "base")).transpose()?;
-        let (projected, source) = self.project(name, projection, frame).await?;
+        let (projected, source) = self.project(name, projection, frame, false).await?;
         let projector = self.project.projector(projection.mapping);
         let inputs =
             json!({"mapping": projector.mapping.name, "target": projection.target.as_str()});
@@ -706,7 +706,7 @@ impl Exec<'_> {
                     crate::spec::common::Side::Crm => (&source, &current),
                     crate::spec::common::Side::PartnerCenter => (&current, &source),
                 };
-                let lookups = self.lookups_for(name, projection, &source).await?;
+                let lookups = self.lookups_for(name, projection, &source, false).await?;
                 let merge: Merge =
                     crate::mapping::merge(&projector, pc, crm, Some(&base), &lookups, None)
                         .map_err(|e| StepError::new("mapping", e.to_string()))?;

@@ -37,12 +37,19 @@ pub struct FlowTestSpec {
     /// Records present in every case (cases add to them).
     #[serde(default)]
     pub given: Given,
+    /// Results of `call` operations in every case: connector → operation → result.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, BTreeMap<String, serde_json::Value>>")]
+    pub calls: Calls,
     /// The cases.
     pub cases: Vec<TestCase>,
 }
 
 /// Records existing before the run: connector -> entity -> records.
 pub type Given = BTreeMap<String, BTreeMap<String, Vec<RecordSource>>>;
+
+/// Results of `call` operations: connector -> operation -> result.
+pub type Calls = BTreeMap<String, BTreeMap<String, serde_json::Value>>;
 
 /// A record written inline, or loaded from a JSON file (relative to the test file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -77,6 +84,14 @@ pub struct TestCase {
     /// Records existing in each system for this case, added to the suite's `given`.
     #[serde(default)]
     pub given: Given,
+    /// Results of `call` operations for this case: connector → operation → result
+    /// (added to the suite's `calls`; an operation not listed returns `{}`).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, BTreeMap<String, serde_json::Value>>")]
+    pub calls: Calls,
+    /// The time `now()` returns during the run (RFC 3339), for stable expectations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<String>,
     /// What must happen.
     pub expect: Expectation,
 }
@@ -119,7 +134,10 @@ pub struct ExpectedWrite {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
     /// Fields that must be written with these values (others may be written too,
-    /// unless `exact: true`).
+    /// unless `exact: true`). Keys are field names, or JSON pointers for nested
+    /// Partner Center fields (`/details/dealValue`). A value `"~any"` matches any
+    /// non-null value; `"~contains TEXT"` matches text containing TEXT.
+
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub fields: BTreeMap<String, serde_json::Value>,

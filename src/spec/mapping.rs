@@ -147,7 +147,13 @@ pub struct FieldRow {
     #[serde(default)]
     pub required: Required,
 
+    /// Values that count as "no value" for this row, so `required` and `default`
+    /// apply to them: e.g. `blank: [0]` for a deal value that must not be 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<serde_json::Value>")]
+    pub blank: Vec<serde_json::Value>,
     /// Message used when a required value is missing.
+
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// Who wins when both sides changed this field since the last sync.
