@@ -436,7 +436,6 @@ impl<'a> Projector<'a> {
             && !has_template
             && row.partner_center.len() <= 1
         {
-
             let list = coerce::items(&value, &row.separator);
             value = if list.is_empty() {
                 Value::Null
