@@ -30,6 +30,90 @@ pub enum CompiledText {
     Expr(Arc<Expression<'static, 'static>>, String),
     /// Text with interpolations: renders to a string.
     Template(Arc<Template<'static, 'static>>, String),
+    /// A template made only of literal text and plain variable paths
+    /// (`{{ record.id }}`), which can be evaluated straight on JSON; the compiled
+    /// form is kept for everything else.
+    Simple(SimpleText, Box<CompiledText>),
+}
+
+/// The parts of a simple template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimpleText {
+    parts: Vec<SimplePart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SimplePart {
+    Text(String),
+    Path(Vec<String>),
+}
+
+impl SimpleText {
+    /// Parses `text` when it is literal text plus `{{ a.b.c }}` paths only.
+    fn parse(text: &str) -> Option<SimpleText> {
+        if text.contains("{%") || text.contains("{#") {
+            return None;
+        }
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            if start > 0 {
+                parts.push(SimplePart::Text(rest[..start].to_string()));
+            }
+            let end = rest[start..].find("}}")? + start;
+            let inner = rest[start + 2..end].trim();
+            let segments: Vec<String> = inner.split('.').map(str::to_string).collect();
+            let ident = |s: &String| {
+                let mut c = s.chars();
+                c.next()
+                    .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+                    && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+            };
+            if segments.is_empty() || !segments.iter().all(ident) {
+                return None;
+            }
+            parts.push(SimplePart::Path(segments));
+            rest = &rest[end + 2..];
+        }
+        if rest.contains("}}") {
+            return None;
+        }
+        if !rest.is_empty() {
+            parts.push(SimplePart::Text(rest.to_string()));
+        }
+        parts
+            .iter()
+            .any(|p| matches!(p, SimplePart::Path(_)))
+            .then_some(SimpleText { parts })
+    }
+
+    /// Evaluates on JSON variables. `None` when a value is not plain text or an
+    /// integer (or the whole expression's typed value), so that the caller falls
+    /// back to minijinja and keeps its exact semantics.
+    fn eval(&self, vars: &[(&str, &Value)]) -> Option<Value> {
+        let resolve = |path: &[String]| -> Option<&Value> {
+            let mut v = vars.iter().find(|(n, _)| *n == path[0])?.1;
+            for seg in &path[1..] {
+                v = v.as_object()?.get(seg)?;
+            }
+            Some(v)
+        };
+        if let [SimplePart::Path(p)] = self.parts.as_slice() {
+            return resolve(p).cloned();
+        }
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                SimplePart::Text(t) => out.push_str(t),
+                SimplePart::Path(p) => match resolve(p)? {
+                    Value::String(s) => out.push_str(s),
+                    Value::Number(n) if n.is_i64() || n.is_u64() => out.push_str(&n.to_string()),
+                    _ => return None,
+                },
+            }
+        }
+        Some(Value::String(out))
+    }
 }
 
 impl std::fmt::Debug for CompiledText {
@@ -38,6 +122,7 @@ impl std::fmt::Debug for CompiledText {
             CompiledText::Literal(s) => write!(f, "Literal({s:?})"),
             CompiledText::Expr(_, s) => write!(f, "Expr({s:?})"),
             CompiledText::Template(_, s) => write!(f, "Template({s:?})"),
+            CompiledText::Simple(_, full) => full.fmt(f),
         }
     }
 }
@@ -68,6 +153,16 @@ impl CompiledText {
     /// Compiles a template field (`{{ }}` interpolations; one whole `{{ expr }}`
     /// keeps its type).
     pub fn template(env: Env, text: &str) -> Result<CompiledText, EvalError> {
+        let full = CompiledText::compile_template(env, text)?;
+        Ok(match SimpleText::parse(text) {
+            Some(simple) if !matches!(full, CompiledText::Literal(_)) => {
+                CompiledText::Simple(simple, Box::new(full))
+            }
+            _ => full,
+        })
+    }
+
+    fn compile_template(env: Env, text: &str) -> Result<CompiledText, EvalError> {
         Ok(match classify(text) {
             TextKind::Literal => CompiledText::Literal(text.to_string()),
             TextKind::Expression(inner) => CompiledText::Expr(
@@ -93,6 +188,18 @@ impl CompiledText {
     pub fn source(&self) -> &str {
         match self {
             CompiledText::Literal(s) | CompiledText::Expr(_, s) | CompiledText::Template(_, s) => s,
+            CompiledText::Simple(_, full) => full.source(),
+        }
+    }
+
+    /// Evaluates straight on JSON variables when the text is simple (literal text
+    /// and `{{ a.b }}` paths to text or integers); `None` means "use [`Self::eval`]".
+    /// The mapping engine's hot path: no template context is built.
+    pub fn eval_json(&self, vars: &[(&str, &Value)]) -> Option<Value> {
+        match self {
+            CompiledText::Literal(s) => Some(Value::String(s.clone())),
+            CompiledText::Simple(simple, _) => simple.eval(vars),
+            _ => None,
         }
     }
 
@@ -102,6 +209,7 @@ impl CompiledText {
             CompiledText::Literal(s) => Ok(Value::String(s.clone())),
             CompiledText::Expr(e, _) => to_json(&e.eval(scope.clone())?),
             CompiledText::Template(t, _) => Ok(Value::String(t.render(scope.clone())?)),
+            CompiledText::Simple(_, full) => full.eval(scope),
         }
     }
 
@@ -111,6 +219,7 @@ impl CompiledText {
             CompiledText::Literal(s) => Ok(minijinja::Value::from(s.as_str())),
             CompiledText::Expr(e, _) => Ok(e.eval(scope.clone())?),
             CompiledText::Template(t, _) => Ok(minijinja::Value::from(t.render(scope.clone())?)),
+            CompiledText::Simple(_, full) => full.eval_raw(scope),
         }
     }
 
@@ -356,6 +465,37 @@ mod tests {
         );
         let t = CompiledText::template(env, "{{ referral.id | without('x') }}").ok();
         assert!(matches!(t.map(|t| t.eval(&scope())), Some(Err(_))));
+    }
+
+    #[test]
+    fn simple_templates_evaluate_on_json_like_minijinja() {
+        let env = leak_env();
+        let record = json!({"id": "r1", "n": 5, "f": 1.5, "none": null, "nested": {"a": "x"}});
+        let vars = [("record", &record)];
+        let mut s = Scope::new();
+        s.set_json("record", &record);
+        let ctx = s.to_value();
+        for text in [
+            "https://x/{{ record.id }}/{{ record.n }}",
+            "{{ record.nested.a }}",
+            "{{ record.id }}",
+            "{{ record.f }}",
+            "a {{ record.f }}",
+            "{{ record.none }}",
+            "{{ record.missing }}",
+        ] {
+            let t = CompiledText::template(env, text).unwrap_or_else(|e| panic!("{e}"));
+            let slow = t.eval(&ctx).ok();
+            if let Some(fast) = t.eval_json(&vars) {
+                assert_eq!(Some(fast), slow, "{text}");
+            }
+        }
+        let t = CompiledText::template(env, "x-{{ record.id }}").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.eval_json(&vars), Some(json!("x-r1")));
+        // not simple: falls back
+        let t = CompiledText::template(env, "{{ record.id | upper }}")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.eval_json(&vars), None);
     }
 
     #[test]

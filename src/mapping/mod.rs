@@ -289,6 +289,19 @@ struct TemplateScope<'r> {
 }
 
 impl TemplateScope<'_> {
+    /// Evaluates a row template with `value` and `record`: straight on JSON when
+    /// the template is simple, else through minijinja.
+    fn eval(
+        &mut self,
+        t: &crate::expr::value::CompiledText,
+        value: &Value,
+    ) -> Result<Value, crate::expr::value::EvalError> {
+        if let Some(v) = t.eval_json(&[("value", value), ("record", self.record)]) {
+            return Ok(v);
+        }
+        t.eval(&self.with_value(value))
+    }
+
     fn with_value(&mut self, value: &Value) -> minijinja::Value {
         let record = self
             .converted
@@ -320,9 +333,8 @@ impl<'a> Projector<'a> {
             }
             match target {
                 Side::Crm => {
-                    let ctx = scope.with_value(&value);
-                    let render = |fields: &[(String, crate::expr::value::CompiledText)]| -> Option<Vec<(String, Value)>> {
-                        fields.iter().map(|(k, t)| t.eval(&ctx).ok().map(|v| (k.clone(), v))).collect()
+                    let mut render = |fields: &[(String, crate::expr::value::CompiledText)]| -> Option<Vec<(String, Value)>> {
+                        fields.iter().map(|(k, t)| scope.eval(t, &value).ok().map(|v| (k.clone(), v))).collect()
                     };
                     let Some(fields) = render(&lookup.match_fields) else {
                         continue;
@@ -404,15 +416,13 @@ impl<'a> Projector<'a> {
         }
         // 1. The source value.
         let mut value = match &row.value {
-            Some(computed) => computed
-                .eval(&scope.with_value(&Value::Null))
-                .map_err(|e| {
-                    fail(
-                        row,
-                        MapErrorKind::Template,
-                        format!("the computed value failed: {e}"),
-                    )
-                })?,
+            Some(computed) => scope.eval(computed, &Value::Null).map_err(|e| {
+                fail(
+                    row,
+                    MapErrorKind::Template,
+                    format!("the computed value failed: {e}"),
+                )
+            })?,
             None => read_row(row, target.other(), source),
         };
         if target == Side::PartnerCenter
@@ -482,7 +492,7 @@ impl<'a> Projector<'a> {
             Side::PartnerCenter => &row.reverse,
         };
         if let (Some(t), false) = (template, value.is_null()) {
-            value = t.eval(&scope.with_value(&value)).map_err(|e| {
+            value = scope.eval(t, &value).map_err(|e| {
                 fail(
                     row,
                     MapErrorKind::Template,
@@ -518,15 +528,10 @@ impl<'a> Projector<'a> {
         }
         // 5. Lookup towards the CRM.
         if let (Side::Crm, Some(lookup), false) = (target, &row.lookup, value.is_null()) {
-            let mut ctx_scope = TemplateScope {
-                record: source,
-                converted: scope.converted.clone(),
-            };
-            let ctx = ctx_scope.with_value(&value);
             let fields: Vec<(String, Value)> = lookup
                 .match_fields
                 .iter()
-                .map(|(k, t)| t.eval(&ctx).map(|v| (k.clone(), v)))
+                .map(|(k, t)| scope.eval(t, &value).map(|v| (k.clone(), v)))
                 .collect::<Result<_, _>>()
                 .map_err(|e| {
                     fail(
