@@ -193,14 +193,19 @@ impl CompiledPath {
     pub fn read(&self, record: &serde_json::Value) -> serde_json::Value {
         use serde_json::Value;
         match &self.shape {
-            PathShape::Single { pointer, .. } => {
-                record.pointer(pointer).cloned().unwrap_or(Value::Null)
-            }
-            PathShape::List { list, element, .. } => match record.pointer(list) {
+            PathShape::Single { pointer, .. } => crate::source::get_pointer(record, pointer)
+                .cloned()
+                .unwrap_or(Value::Null),
+            PathShape::List { list, element, .. } => match crate::source::get_pointer(record, list)
+            {
                 Some(Value::Array(items)) => Value::Array(
                     items
                         .iter()
-                        .map(|i| i.pointer(element).cloned().unwrap_or(Value::Null))
+                        .map(|i| {
+                            crate::source::get_pointer(i, element)
+                                .cloned()
+                                .unwrap_or(Value::Null)
+                        })
                         .collect(),
                 ),
                 _ => Value::Null,

@@ -319,7 +319,7 @@ impl Exec<'_> {
 /// Reads a field by name, or by JSON pointer when it starts with `/`.
 pub fn read_field(record: &Value, key: &str) -> Value {
     if key.starts_with('/') {
-        record.pointer(key).cloned()
+        crate::source::get_pointer(record, key).cloned()
     } else {
         record.get(key).cloned()
     }

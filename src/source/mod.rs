@@ -27,6 +27,29 @@ pub fn unescape_pointer(segment: &str) -> String {
     }
 }
 
+/// `value.pointer(pointer)` without allocating: serde_json's version unescapes
+/// every segment into a new string, which dominates hot mapping loops.
+pub fn get_pointer<'v>(
+    value: &'v serde_json::Value,
+    pointer: &str,
+) -> Option<&'v serde_json::Value> {
+    if pointer.is_empty() {
+        return Some(value);
+    }
+    let mut node = value;
+    for segment in pointer.strip_prefix('/')?.split('/') {
+        node = match node {
+            serde_json::Value::Object(map) if segment.contains('~') => {
+                map.get(&unescape_pointer(segment))?
+            }
+            serde_json::Value::Object(map) => map.get(segment)?,
+            serde_json::Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
 /// The parent of a JSON pointer (`/a/b` → `/a`, `/a` → ``), or `None` for the root.
 pub fn parent_pointer(pointer: &str) -> Option<&str> {
     pointer.rfind('/').map(|i| &pointer[..i])
@@ -45,5 +68,18 @@ mod tests {
         assert_eq!(parent_pointer("/a/b"), Some("/a"));
         assert_eq!(parent_pointer("/a"), Some(""));
         assert_eq!(parent_pointer(""), None);
+        let v = serde_json::json!({"a": {"b/c": [1, {"d": 2}]}, "~x": 3});
+        for p in [
+            "",
+            "/a",
+            "/a/b~1c/1/d",
+            "/a/b~1c/0",
+            "/~0x",
+            "/a/zz",
+            "/a/b~1c/9",
+            "/a/b~1c/x",
+        ] {
+            assert_eq!(get_pointer(&v, p), v.pointer(p), "{p}");
+        }
     }
 }
