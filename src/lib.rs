@@ -20,6 +20,7 @@ pub mod flowtest;
 pub mod mapping;
 pub mod record;
 pub mod runtime;
+pub mod sandbox;
 pub mod server;
 pub mod source;
 pub mod spec;

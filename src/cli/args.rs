@@ -45,6 +45,25 @@ pub enum Command {
     Run(RunArgs),
     /// Run flow test files (`test:` files) offline; exit 1 if any case fails.
     Test(TestArgs),
+    /// Run the local emulator of Partner Center, Dataverse, Salesforce and their token endpoints.
+    ///
+    /// Prints one line of JSON with the services' base URLs when ready; logs go to stderr;
+    /// stops on SIGINT or SIGTERM.
+    Sandbox(SandboxArgs),
+}
+
+/// Arguments of `cosync sandbox`.
+#[derive(Debug, clap::Args)]
+pub struct SandboxArgs {
+    /// Port of the admin API (`/_sandbox/`); 0 = a free port. The services always take free ports.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// SQLite file that keeps the records across restarts (default: in memory).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Folder of `*.json` seed documents, applied to an empty state and on reset.
+    #[arg(long)]
+    pub seed: Option<PathBuf>,
 }
 
 /// Arguments of `cosync run`.
@@ -56,14 +75,18 @@ pub struct RunArgs {
     /// the trigger variables themselves.
     #[arg(long)]
     pub event: PathBuf,
-    /// Environment from cosync.yaml.
+    /// Environment from cosync.yaml (default: its `default_environment`, else
+    /// `sandbox`). A `sandbox: true` environment runs over HTTP against the embedded
+    /// sandbox, started in-process (or the one `COSYNC_SANDBOX` names) and seeded
+    /// with `--fixtures`.
     #[arg(long)]
     pub env: Option<String>,
     /// The project folder.
     #[arg(short, long, default_value = ".")]
     pub project: PathBuf,
-    /// YAML or JSON file of records to run against in memory
-    /// (`connector: { entity: [records] }`), instead of the environment's services.
+    /// YAML or JSON file of records (`connector: { entity: [records] }`): seeds the
+    /// sandbox, or — for other environments — is run against in memory instead of
+    /// the real services.
     #[arg(long)]
     pub fixtures: Option<PathBuf>,
     /// Read, but only plan writes.

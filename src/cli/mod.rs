@@ -2,8 +2,10 @@
 //! an exit status in one place: 0 success, 1 problems found, 2 usage or I/O errors.
 
 pub mod args;
+mod environment;
 mod project;
 mod run_cmd;
+mod sandbox_cmd;
 pub mod schema_cmd;
 mod test_cmd;
 pub mod validate_cmd;
@@ -52,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::Schema(a) => schema_cmd::run(&a),
         Command::Run(a) => run_cmd::run(&a, color),
         Command::Test(a) => test_cmd::run(&a, color),
+        Command::Sandbox(a) => sandbox_cmd::run(&a),
     };
     ExitCode::from(outcome.code())
 }

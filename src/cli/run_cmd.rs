@@ -1,15 +1,16 @@
-//! `cosync run`.
+//! `cosync run`: one flow, once, for one event; against records in memory
+//! (`--fixtures`), the embedded sandbox (`sandbox: true` environments, over HTTP),
+//! or an environment's real services.
 
 use serde_json::Value;
 
 use super::Outcome;
 use super::args::{OutputFormat, RunArgs};
-use crate::connector::memory::MemoryConnectorSet;
+use super::environment::{self, Target};
 use crate::record::RecordingObserver;
 use crate::runtime::trigger::trigger_from_event;
 use crate::runtime::{Interpreter, RunOptions};
 use crate::spec::flow::{RunStatus, TriggerSpec};
-use crate::spec::flowtest::Given;
 
 fn read_event(path: &std::path::Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path)
@@ -17,135 +18,108 @@ fn read_event(path: &std::path::Path) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", path.display()))
 }
 
-fn read_fixtures(path: &std::path::Path) -> Result<Given, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let value = crate::source::parse_yaml(&text).map_err(|d| {
-        d.first()
-            .map(|d| {
-                format!(
-                    "{}:{}: {}",
-                    path.display(),
-                    d.span.map_or(0, |s| s.start.line),
-                    d.message
-                )
-            })
-            .unwrap_or_default()
-    })?;
-    serde_json::from_value(value.value).map_err(|e| {
-        format!(
-            "{}: expected `connector: {{ entity: [records] }}`: {e}",
-            path.display()
-        )
-    })
-}
-
 /// Runs `cosync run`.
 pub(super) fn run(args: &RunArgs, color: bool) -> Outcome {
+    match run_inner(args, color) {
+        Ok(o) => o,
+        Err(message) => {
+            eprintln!("error: {message}");
+            Outcome::Usage
+        }
+    }
+}
+
+fn run_inner(args: &RunArgs, color: bool) -> Result<Outcome, String> {
     let project = match super::project::load(std::slice::from_ref(&args.project), color) {
         Ok(p) => p,
-        Err(o) => return o,
+        Err(o) => return Ok(o),
     };
     let Some(flow) = project.flow(&args.flow) else {
         let names: Vec<&str> = project.flows.iter().map(|f| f.name.as_str()).collect();
-        eprintln!(
-            "error: no flow named `{}` (flows: {})",
+        return Err(format!(
+            "no flow named `{}` (flows: {})",
             args.flow,
             names.join(", ")
-        );
-        return Outcome::Usage;
+        ));
     };
-    if let (Some(env), Some(spec)) = (&args.env, &project.project)
-        && !spec.environments.contains_key(env)
-    {
-        let names: Vec<&str> = spec.environments.keys().map(String::as_str).collect();
-        eprintln!(
-            "error: no environment named `{env}` in cosync.yaml (environments: {})",
-            names.join(", ")
-        );
-        return Outcome::Usage;
-    }
-    let Some(fixtures) = &args.fixtures else {
-        eprintln!(
-            "error: running against live services is not available yet; pass --fixtures FILE to run against records in memory"
-        );
-        return Outcome::Usage;
-    };
-    let event = match read_event(&args.event) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome::Usage;
+    let env_name = args
+        .env
+        .clone()
+        .or_else(|| {
+            project
+                .project
+                .as_ref()
+                .and_then(|p| p.default_environment.clone())
+        })
+        .unwrap_or_else(|| "sandbox".to_string());
+    let environment = project
+        .project
+        .as_ref()
+        .map(|p| p.environments.get(&env_name));
+    let is_sandbox = match environment {
+        Some(Some(e)) => e.sandbox,
+        Some(None) => {
+            let names: Vec<&str> = project
+                .project
+                .iter()
+                .flat_map(|p| p.environments.keys())
+                .map(String::as_str)
+                .collect();
+            return Err(format!(
+                "no environment named `{env_name}` in cosync.yaml (environments: {})",
+                names.join(", ")
+            ));
         }
+        None => env_name == "sandbox",
     };
+    let event = read_event(&args.event)?;
     let key_field = match &flow.trigger {
         Some(TriggerSpec::CrmChange(t)) => project
             .connector_id(&t.connector)
             .map(|c| project.connector(c).key_field(&t.entity)),
         _ => None,
     };
-    let trigger = match trigger_from_event(flow.trigger.as_ref(), event, key_field.as_deref()) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {}: {e}", args.event.display());
-            return Outcome::Usage;
+    let trigger = trigger_from_event(flow.trigger.as_ref(), event, key_field.as_deref())
+        .map_err(|e| format!("{}: {e}", args.event.display()))?;
+    let fixtures = args
+        .fixtures
+        .as_deref()
+        .map(environment::read_fixtures)
+        .transpose()?;
+    let rt = super::project::runtime().map_err(|_| "cannot start the async runtime".to_string())?;
+    rt.block_on(async {
+        // `--fixtures` alone runs in memory; with an explicit sandbox `--env` it seeds
+        // the sandbox instead.
+        let target: Target = match (&fixtures, is_sandbox && args.env.is_some()) {
+            (Some(f), false) => environment::memory(&project, f)?,
+
+            (f, true) => environment::sandbox(&project, f.as_ref()).await?,
+            (None, false) if is_sandbox => environment::sandbox(&project, None).await?,
+            (None, false) => environment::live(&project, &env_name)?,
+        };
+        tracing::info!(target = %target.description, "running {}", flow.name);
+        let mut observer = RecordingObserver::new();
+        let options = RunOptions {
+            dry_run: args.dry_run,
+            ..Default::default()
+        };
+        let outcome = Interpreter::new(&project, target.set.as_ref())
+            .run(flow, trigger, &mut observer, options)
+            .await;
+        if let Some(handle) = target.sandbox {
+            handle.shutdown().await;
         }
-    };
-    let memory = MemoryConnectorSet::new(&project);
-    let given = match read_fixtures(fixtures) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome::Usage;
+        let record = observer.finish(&outcome);
+        match args.format {
+            OutputFormat::Human => print!("{}", crate::record::human(&record)),
+            OutputFormat::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&record).unwrap_or_default()
+            ),
         }
-    };
-    for (connector, entities) in &given {
-        for (entity, records) in entities {
-            for r in records {
-                let value = match r {
-                    crate::spec::flowtest::RecordSource::Inline(m) => Value::Object(m.clone()),
-                    crate::spec::flowtest::RecordSource::File(f) => {
-                        let path = fixtures
-                            .parent()
-                            .unwrap_or(std::path::Path::new("."))
-                            .join(&f.file);
-                        match read_event(&path) {
-                            Ok(v) => v,
-                            Err(e) => {
-                                eprintln!("error: {e}");
-                                return Outcome::Usage;
-                            }
-                        }
-                    }
-                };
-                if let Err(e) = memory.insert(connector, entity, value) {
-                    eprintln!("error: {}: {e}", fixtures.display());
-                    return Outcome::Usage;
-                }
-            }
-        }
-    }
-    let rt = match super::project::runtime() {
-        Ok(rt) => rt,
-        Err(o) => return o,
-    };
-    let mut observer = RecordingObserver::new();
-    let options = RunOptions {
-        dry_run: args.dry_run,
-        ..Default::default()
-    };
-    let outcome =
-        rt.block_on(Interpreter::new(&project, &memory).run(flow, trigger, &mut observer, options));
-    let record = observer.finish(&outcome);
-    match args.format {
-        OutputFormat::Human => print!("{}", crate::record::human(&record)),
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&record).unwrap_or_default()
-        ),
-    }
-    match record.status {
-        RunStatus::Succeeded | RunStatus::Cancelled => Outcome::Success,
-        RunStatus::Failed => Outcome::Problems,
-    }
+        Ok(match record.status {
+            RunStatus::Succeeded | RunStatus::Cancelled => Outcome::Success,
+            RunStatus::Failed => Outcome::Problems,
+        })
+    })
 }

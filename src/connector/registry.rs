@@ -1,6 +1,9 @@
-//! The one list of built-in connector kinds and the operations each offers to
-//! `call` steps (besides the standard get / find / create / update / upsert).
+//! The one list of built-in connector kinds: the operations each offers to `call`
+//! steps (besides the standard get / find / create / update / upsert), and the
+//! constructor of its HTTP implementation.
 
+use super::Connector;
+use super::set::{BuildContext, ConnectorConfigError};
 use crate::spec::connector::ConnectorKind;
 
 /// A built-in operation.
@@ -122,6 +125,49 @@ const SALESFORCE: &[BuiltinOperation] = &[
     ),
 ];
 
+/// Builds the HTTP implementation of one connector.
+pub(crate) type Constructor =
+    fn(&BuildContext<'_>) -> Result<Box<dyn Connector>, ConnectorConfigError>;
+
+/// A built-in kind's implementation.
+pub(crate) struct Implementation {
+    /// The kind.
+    pub(crate) kind: ConnectorKind,
+    /// Its `call` operations.
+    pub(crate) operations: &'static [BuiltinOperation],
+    /// Its constructor.
+    pub(crate) build: Constructor,
+}
+
+/// Every built-in kind with its implementation.
+const IMPLEMENTATIONS: &[Implementation] = &[
+    Implementation {
+        kind: ConnectorKind::PartnerCenter,
+        operations: PARTNER_CENTER,
+        build: super::partner_center::build,
+    },
+    Implementation {
+        kind: ConnectorKind::Dataverse,
+        operations: DATAVERSE,
+        build: super::dataverse::build,
+    },
+    Implementation {
+        kind: ConnectorKind::Salesforce,
+        operations: SALESFORCE,
+        build: super::salesforce::build,
+    },
+    Implementation {
+        kind: ConnectorKind::Http,
+        operations: &[],
+        build: super::declarative::build,
+    },
+];
+
+/// The implementation of a kind.
+pub(crate) fn implementation(kind: ConnectorKind) -> Option<&'static Implementation> {
+    IMPLEMENTATIONS.iter().find(|i| i.kind == kind)
+}
+
 /// Every built-in kind.
 pub const KINDS: &[ConnectorKind] = &[
     ConnectorKind::PartnerCenter,
@@ -132,10 +178,22 @@ pub const KINDS: &[ConnectorKind] = &[
 
 /// The built-in operations of a kind.
 pub fn builtin_operations(kind: ConnectorKind) -> &'static [BuiltinOperation] {
-    match kind {
-        ConnectorKind::PartnerCenter => PARTNER_CENTER,
-        ConnectorKind::Dataverse => DATAVERSE,
-        ConnectorKind::Salesforce => SALESFORCE,
-        ConnectorKind::Http => &[],
+    implementation(kind).map_or(&[], |i| i.operations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_an_implementation() {
+        for kind in KINDS {
+            assert!(implementation(*kind).is_some(), "{kind:?}");
+        }
+        assert!(
+            builtin_operations(ConnectorKind::Dataverse)
+                .iter()
+                .any(|o| o.name == "win_opportunity" && o.writes)
+        );
     }
 }
