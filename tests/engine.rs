@@ -179,22 +179,44 @@ fn a_failed_run_exits_one_and_names_the_error() {
 #[test]
 fn run_against_the_embedded_sandbox_goes_over_http() {
     let record = run_json(&[
-        "run", "partner-center-to-dynamics365", "-p", "mappings", "--env", "sandbox",
-        "--event", "tests/fixtures/run/sandbox-referral-created.json",
-        "--fixtures", "tests/fixtures/run/sandbox-referral.yaml",
-        "--format", "json",
+        "run",
+        "partner-center-to-dynamics365",
+        "-p",
+        "mappings",
+        "--env",
+        "sandbox",
+        "--event",
+        "tests/fixtures/run/sandbox-referral-created.json",
+        "--fixtures",
+        "tests/fixtures/run/sandbox-referral.yaml",
+        "--format",
+        "json",
     ]);
     assert_eq!(record["status"], "succeeded", "{record}");
     let writes = record["writes"].as_array().cloned().unwrap_or_default();
     let opportunity = writes
         .iter()
-        .find(|w| w["connector"] == "dynamics365" && w["entity"] == "opportunity" && w["action"] == "create")
+        .find(|w| {
+            w["connector"] == "dynamics365"
+                && w["entity"] == "opportunity"
+                && w["action"] == "create"
+        })
         .unwrap_or_else(|| panic!("no opportunity created: {record}"));
-    assert_eq!(opportunity["fields"]["cosell_referralidentifier"], "6c1b7f62-1d2a-4b5e-9f00-000000000001");
+    assert_eq!(
+        opportunity["fields"]["cosell_referralidentifier"],
+        "6c1b7f62-1d2a-4b5e-9f00-000000000001"
+    );
     assert_eq!(opportunity["fields"]["estimatedvalue"], 25000);
     // the currency lookup was resolved by a query to the sandbox's Dataverse
-    assert!(opportunity["fields"]["transactioncurrencyid"].as_str().is_some_and(|s| s.len() == 36), "{opportunity}");
-    assert!(writes.iter().any(|w| w["connector"] == "partner_center" && w["action"] == "update" && w["fields"]["externalReferenceId"].is_string()));
+    assert!(
+        opportunity["fields"]["transactioncurrencyid"]
+            .as_str()
+            .is_some_and(|s| s.len() == 36),
+        "{opportunity}"
+    );
+    assert!(writes.iter().any(|w| w["connector"] == "partner_center"
+        && w["action"] == "update"
+        && w["fields"]["externalReferenceId"].is_string()));
     // every request went to the sandbox over HTTP
     let calls = record["calls"].as_array().cloned().unwrap_or_default();
     assert!(calls.iter().all(|c| c["ok"] == true), "{calls:?}");
