@@ -277,3 +277,74 @@ fn the_shipped_flow_tests_pass() {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
     assert_eq!(out.status.code(), Some(0));
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
+    for e in std::fs::read_dir(from).into_iter().flatten().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+#[test]
+fn metadata_pulled_from_the_sandbox_checks_mappings_offline() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let project = dir.path().join("project");
+    copy_dir(&root().join("mappings"), &project);
+    let p = project.to_string_lossy().into_owned();
+    let out = cosync(&["metadata", "pull", "-p", &p, "--env", "sandbox"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let snapshot = project.join("metadata/dynamics365.json");
+    assert!(snapshot.is_file(), "{}", stdout(&out));
+    let out = cosync(&["validate", &p]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // The org loses a field and gains a picklist value: validation says so.
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&snapshot).unwrap_or_default())
+            .unwrap_or_default();
+    let fields = &mut doc["entities"]["opportunity"]["fields"];
+    if let Some(f) = fields.as_object_mut() {
+        f.remove("estimatedvalue");
+    }
+    if let Some(values) = fields["cosell_howcanmicrosofthelp"]["values"].as_array_mut() {
+        values.push(serde_json::json!(100000099));
+    }
+    std::fs::write(&snapshot, doc.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let out = cosync(&["validate", &p, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let diags: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let codes: Vec<(String, String)> = diags
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap_or("").to_string(),
+                d["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        codes
+            .iter()
+            .any(|(c, m)| c == "unknown-field" && m.contains("estimatedvalue")),
+        "{codes:?}"
+    );
+    assert!(
+        codes
+            .iter()
+            .any(|(c, m)| c == "value-map-incomplete" && m.contains("100000099")),
+        "{codes:?}"
+    );
+}

@@ -45,6 +45,10 @@ pub enum Command {
     Run(RunArgs),
     /// Run flow test files (`test:` files) offline; exit 1 if any case fails.
     Test(TestArgs),
+    /// Entity metadata of an org: `cosync metadata pull --env ENV` saves it as
+    /// `metadata/<connector>.json` for `cosync validate` to check mappings against.
+    #[command(subcommand)]
+    Metadata(MetadataCommand),
     /// Run the local emulator of Partner Center, Dataverse, Salesforce and their token endpoints.
     ///
     /// Prints one line of JSON with the services' base URLs when ready; logs go to stderr;
@@ -140,4 +144,25 @@ pub struct SchemaArgs {
     /// Do not write; exit 1 when the folder differs from the generated schemas.
     #[arg(long)]
     pub check: bool,
+}
+
+/// `cosync metadata` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MetadataCommand {
+    /// Pull field names, types and picklist values of every CRM connector's entities.
+    Pull(MetadataArgs),
+}
+
+/// Arguments of `cosync metadata pull`.
+#[derive(Debug, clap::Args)]
+pub struct MetadataArgs {
+    /// Environment from cosync.yaml (default: its `default_environment`).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// The project folder.
+    #[arg(short, long, default_value = ".")]
+    pub project: PathBuf,
+    /// Folder for the snapshots (default: PROJECT/metadata).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }

@@ -267,3 +267,37 @@ pub(super) fn live(project: &CompiledProject, env: &str) -> Result<Target, Strin
         description: format!("environment `{env}`"),
     })
 }
+
+/// The HTTP connector set of an environment (starting the embedded sandbox for a
+/// `sandbox: true` one), for commands that need HTTP specifically.
+pub(super) async fn http(
+    project: &CompiledProject,
+    env: &str,
+) -> Result<(HttpConnectorSet, Option<SandboxHandle>), String> {
+    let spec = project
+        .project
+        .as_ref()
+        .ok_or("there is no cosync.yaml, so no environments")?;
+    let environment = spec
+        .environments
+        .get(env)
+        .ok_or_else(|| format!("no environment named `{env}` in cosync.yaml"))?;
+    if !environment.sandbox {
+        return HttpConnectorSet::new(project, &environment.connections)
+            .map(|s| (s, None))
+            .map_err(|e| e.to_string());
+    }
+    if let Ok(line) = std::env::var("COSYNC_SANDBOX") {
+        let urls: SandboxUrls = serde_json::from_str(&line)
+            .map_err(|e| format!("COSYNC_SANDBOX is not the sandbox's JSON line: {e}"))?;
+        return HttpConnectorSet::for_sandbox(project, &endpoints(&urls))
+            .map(|s| (s, None))
+            .map_err(|e| e.to_string());
+    }
+    let handle = crate::sandbox::start(SandboxConfig::default())
+        .await
+        .map_err(|e| format!("cannot start the sandbox: {e}"))?;
+    let set = HttpConnectorSet::for_sandbox(project, &endpoints(handle.urls()))
+        .map_err(|e| e.to_string())?;
+    Ok((set, Some(handle)))
+}

@@ -3,6 +3,7 @@
 
 pub mod args;
 mod environment;
+mod metadata_cmd;
 mod project;
 mod run_cmd;
 mod sandbox_cmd;
@@ -54,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Schema(a) => schema_cmd::run(&a),
         Command::Run(a) => run_cmd::run(&a, color),
         Command::Test(a) => test_cmd::run(&a, color),
+        Command::Metadata(args::MetadataCommand::Pull(a)) => metadata_cmd::run(&a, color),
         Command::Sandbox(a) => sandbox_cmd::run(&a),
     };
     ExitCode::from(outcome.code())

@@ -36,6 +36,20 @@ pub struct LoadOutcome {
     pub files: Vec<LoadedFile>,
     /// Problems found while reading and parsing.
     pub diagnostics: Diagnostics,
+    /// Entity metadata snapshots (`metadata/<connector>.json`, written by
+    /// `cosync metadata pull`).
+    pub metadata: Vec<MetadataSnapshot>,
+}
+
+/// A saved snapshot of a connector's entity metadata.
+#[derive(Debug, Clone)]
+pub struct MetadataSnapshot {
+    /// The file, as shown to the user.
+    pub name: String,
+    /// The connector it describes.
+    pub connector: String,
+    /// Its `entities` (shaped like a connector definition's `entities:`).
+    pub entities: serde_json::Value,
 }
 
 /// A problem with the command's paths themselves (exit status 2).
@@ -86,6 +100,7 @@ impl Loader {
             if meta.is_dir() {
                 let mut found = Vec::new();
                 discover(path, &mut found)?;
+                read_snapshots(&path.join("metadata"), &mut outcome);
                 if found.is_empty() {
                     return Err(LoadError::NoConfig(name));
                 }
@@ -234,4 +249,50 @@ fn discover(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), LoadError> {
         }
     }
     Ok(())
+}
+
+/// Reads `DIR/*.json` metadata snapshots (a missing folder is no snapshot).
+fn read_snapshots(dir: &Path, outcome: &mut LoadOutcome) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    for path in files {
+        let name = path.display().to_string();
+        let parsed = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(v) => match (
+                v.get("connector").and_then(|c| c.as_str()),
+                v.get("entities"),
+            ) {
+                (Some(connector), Some(entities)) if entities.is_object() => {
+                    outcome.metadata.push(MetadataSnapshot {
+                        name,
+                        connector: connector.to_string(),
+                        entities: entities.clone(),
+                    })
+                }
+                _ => outcome.diagnostics.push(
+                    Diagnostic::error(
+                        Code::Io,
+                        "not a metadata snapshot: expected `connector` and `entities`",
+                    )
+                    .in_file(&name)
+                    .with_help("write snapshots with `cosync metadata pull --env ENV`"),
+                ),
+            },
+            Err(e) => outcome.diagnostics.push(
+                Diagnostic::error(Code::Io, format!("cannot read the metadata snapshot: {e}"))
+                    .in_file(&name)
+                    .with_help("write snapshots with `cosync metadata pull --env ENV`"),
+            ),
+        }
+    }
 }

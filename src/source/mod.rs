@@ -5,7 +5,7 @@ pub mod loader;
 pub mod span;
 pub mod yaml;
 
-pub use loader::{LoadOutcome, LoadedFile, Loader};
+pub use loader::{LoadOutcome, LoadedFile, Loader, MetadataSnapshot};
 pub use span::{LineIndex, Pos, Span};
 pub use yaml::{Located, parse_yaml};
 

@@ -41,6 +41,8 @@ pub struct ValidProject {
     pub connectors: BTreeMap<String, Defined<ConnectorSpec>>,
     /// Flow test files by name.
     pub tests: BTreeMap<String, Defined<FlowTestSpec>>,
+    /// Entity metadata snapshots by connector name.
+    pub metadata: BTreeMap<String, crate::source::MetadataSnapshot>,
 }
 
 impl ValidProject {
@@ -75,6 +77,7 @@ pub fn validate(outcome: LoadOutcome) -> (ValidProject, Diagnostics) {
     let LoadOutcome {
         files,
         mut diagnostics,
+        metadata,
     } = outcome;
     let mut project = ValidProject::default();
     let mut docs = Vec::new();
@@ -101,6 +104,10 @@ pub fn validate(outcome: LoadOutcome) -> (ValidProject, Diagnostics) {
         }
     }
     project.files = files;
+    project.metadata = metadata
+        .into_iter()
+        .map(|m| (m.connector.clone(), m))
+        .collect();
     for (file, doc) in docs {
         add(&mut project, file, doc, &mut diagnostics);
     }

@@ -404,7 +404,7 @@ fn check_row(
 }
 
 /// True when a row of type `row` can be stored in a field of type `field`.
-fn types_fit(row: FieldType, field: FieldType) -> bool {
+pub(super) fn types_fit(row: FieldType, field: FieldType) -> bool {
     use FieldType as T;
     row == field
         || matches!(
@@ -420,7 +420,7 @@ fn types_fit(row: FieldType, field: FieldType) -> bool {
         )
 }
 
-fn value_text(v: &Value) -> String {
+pub(super) fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Array(items) => format!(
@@ -616,7 +616,7 @@ fn check_value_map(cx: &mut Cx<'_>, file: usize, vm: &ValueMapSpec) {
 
 /// Equality that lets `100000000` match `"100000000"` (picklist codes are written
 /// both ways).
-fn same_scalar(a: &Value, b: &Value) -> bool {
+pub(super) fn same_scalar(a: &Value, b: &Value) -> bool {
     a == b || value_text(a) == value_text(b)
 }
 

@@ -4,6 +4,7 @@
 
 mod flows;
 mod mappings;
+mod metadata;
 mod project;
 mod references;
 
@@ -20,6 +21,7 @@ pub fn run_all(project: &ValidProject, out: &mut Diagnostics) {
     project::check(&mut cx);
     mappings::check(&mut cx);
     flows::check(&mut cx);
+    metadata::check(&mut cx);
 }
 
 /// How a string field is read.
