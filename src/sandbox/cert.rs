@@ -13,6 +13,9 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, date_time_ymd};
 /// The subject (and issuer) common name of the sandbox certificate.
 pub const CERTIFICATE_COMMON_NAME: &str = "pcnotifications-dispatch.sandbox.cosync";
 
+/// The signing key of this process (PKCS#8 DER), generated once.
+static PROCESS_KEY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
 /// Signs webhook bodies; holds the certificate that verifies them.
 pub(crate) struct Signer {
     key: KeyPair,
@@ -22,15 +25,20 @@ pub(crate) struct Signer {
 }
 
 impl Signer {
-    /// A new key and certificate.
+    /// A certificate for the process's signing key, generated on first use. Sandboxes
+    /// started in one process share the key (as Partner Center's deliveries share one
+    /// dispatch certificate); each gets its own certificate.
     pub(crate) fn generate() -> Result<Signer, String> {
+        if let Some(key) = PROCESS_KEY.get() {
+            return Signer::from_pkcs8(key);
+        }
         let key =
             KeyPair::generate(KeySize::Rsa2048).map_err(|e| format!("RSA key generation: {e}"))?;
         let pkcs8 = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der<'static>>::as_der(&key)
             .map_err(|e| format!("RSA key encoding: {e}"))?
             .as_ref()
             .to_vec();
-        Signer::from_pkcs8(&pkcs8)
+        Signer::from_pkcs8(PROCESS_KEY.get_or_init(|| pkcs8))
     }
 
     /// A certificate for a stored key (PKCS#8 DER).

@@ -171,11 +171,11 @@ fn event_for(referral: &Value, created: bool) -> &'static str {
     }
 }
 
-fn bind(body: &Value) -> Result<Map<String, Value>, ApiError> {
+fn bind(body: &Value, lenient: bool) -> Result<Map<String, Value>, ApiError> {
     if !body.is_object() {
         return Err(invalid("The request body must be a referral object."));
     }
-    match REFERRAL.bind(body, "").map_err(invalid)? {
+    match REFERRAL.bind_as(body, "", lenient).map_err(invalid)? {
         Some(Value::Object(map)) => Ok(map),
         _ => Ok(Map::new()),
     }
@@ -183,7 +183,7 @@ fn bind(body: &Value) -> Result<Map<String, Value>, ApiError> {
 
 /// Creates a referral.
 pub(crate) fn create(core: &mut Core, body: &Value, actor: Actor) -> Result<Written, ApiError> {
-    let mut input = bind(body)?;
+    let mut input = bind(body, core.seeding)?;
     let now = core.stamps.next_partner_center();
     let stamp_now = stamp::partner_center(now);
     let mut referral = Map::new();
@@ -251,7 +251,9 @@ pub(crate) fn create(core: &mut Core, body: &Value, actor: Actor) -> Result<Writ
     referral.insert("eTag".into(), json!(next_etag(core)));
     let referral = Value::Object(referral);
     check_status(None, &referral)?;
-    check_cosell(None, &referral)?;
+    if !core.seeding {
+        check_cosell(None, &referral)?;
+    }
     core.persist(ns::REFERRAL, &id, &referral);
     core.referrals.insert(id, referral.clone());
     let event = event_for(&referral, true);
@@ -377,7 +379,7 @@ pub(crate) fn replace(
             "The links object must not be sent: remove it from the referral before a PUT.",
         ));
     }
-    let mut input = bind(body)?;
+    let mut input = bind(body, false)?;
     if input
         .get("id")
         .and_then(Value::as_str)

@@ -215,6 +215,17 @@ impl Shape {
     /// Binds a value to the shape: canonical key names and enum spellings, numeric
     /// strings to numbers where a number is expected, nulls dropped. `None` = null.
     pub(crate) fn bind(&self, value: &Value, at: &str) -> Result<Option<Value>, String> {
+        self.bind_as(value, at, false)
+    }
+
+    /// [`Shape::bind`]; `lenient` (seeding) keeps enum values the definition lacks, as
+    /// a newer service could return them.
+    pub(crate) fn bind_as(
+        &self,
+        value: &Value,
+        at: &str,
+        lenient: bool,
+    ) -> Result<Option<Value>, String> {
         if value.is_null() {
             return Ok(None);
         }
@@ -244,6 +255,7 @@ impl Shape {
             (Shape::Enum(values), Value::String(text)) => {
                 match values.iter().find(|v| v.eq_ignore_ascii_case(text)) {
                     Some(v) => Value::String((*v).to_owned()),
+                    None if lenient => Value::String(text.clone()),
                     None => {
                         return Err(format!(
                             "'{text}' is not a valid value for '{}'. Valid values: {}.",
@@ -257,14 +269,16 @@ impl Shape {
             (Shape::Array(item), Value::Array(items)) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, v) in items.iter().enumerate() {
-                    if let Some(v) = item.bind(v, &format!("{at}/{i}"))? {
+                    if let Some(v) = item.bind_as(v, &format!("{at}/{i}"), lenient)? {
                         out.push(v);
                     }
                 }
                 Value::Array(out)
             }
             (Shape::Array(_), _) => return wrong("an array"),
-            (Shape::Object(_), Value::Object(map)) => Value::Object(self.bind_object(map, at)?),
+            (Shape::Object(_), Value::Object(map)) => {
+                Value::Object(self.bind_object(map, at, lenient)?)
+            }
             (Shape::Object(_), _) => return wrong("an object"),
         };
         Ok(Some(bound))
@@ -274,6 +288,7 @@ impl Shape {
         &self,
         map: &Map<String, Value>,
         at: &str,
+        lenient: bool,
     ) -> Result<Map<String, Value>, String> {
         let mut out = Map::new();
         for (key, value) in map {
@@ -286,7 +301,7 @@ impl Shape {
             if out.contains_key(name) {
                 return Err(format!("The property '{name}' appears more than once."));
             }
-            if let Some(bound) = shape.bind(value, &format!("{at}/{name}"))? {
+            if let Some(bound) = shape.bind_as(value, &format!("{at}/{name}"), lenient)? {
                 out.insert(name.to_owned(), bound);
             }
         }

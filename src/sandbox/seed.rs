@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use super::dataverse;
 use super::referral::{self, Actor};
 use super::salesforce::{ids, record, schema};
+use super::stamp;
 use super::state::{Core, ns};
 
 /// One seed document.
@@ -91,7 +92,9 @@ pub(crate) fn apply(core: &mut Core, seed: &Seed) -> Result<Applied, String> {
         core.counters.clone(),
         core.pending_mark(),
     );
+    core.seeding = true;
     let result = apply_all(core, seed);
+    core.seeding = false;
     if result.is_err() {
         core.referrals = snapshot.0;
         core.registration = snapshot.1;
@@ -176,6 +179,28 @@ fn seed_referral(core: &mut Core, input: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// Seeded records keep the audit timestamps the seed gives them.
+fn keep_salesforce_stamps(core: &mut Core, sobject: &schema::SObject, id: &str, input: &Value) {
+    let Some(record) = core
+        .salesforce
+        .get_mut(sobject.name)
+        .and_then(|t| t.get_mut(id))
+    else {
+        return;
+    };
+    for field in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
+        if let Some(time) = input
+            .get(field)
+            .and_then(Value::as_str)
+            .and_then(stamp::parse)
+        {
+            record.insert(field.to_owned(), json!(stamp::salesforce(time)));
+        }
+    }
+    let snapshot = Value::Object(record.clone());
+    core.persist(&ns::salesforce(sobject.name), id, &snapshot);
+}
+
 fn seed_salesforce(
     core: &mut Core,
     sobject: &'static schema::SObject,
@@ -199,6 +224,7 @@ fn seed_salesforce(
     }
     let generated =
         record::create(core, sobject, &body, None, Actor::User).map_err(|e| e.message)?;
+    keep_salesforce_stamps(core, sobject, &generated, input);
     if let Some(id) = wanted {
         let table = core.salesforce.entry(sobject.name.to_owned()).or_default();
         if let Some(mut stored) = table.remove(&generated) {

@@ -126,6 +126,10 @@ pub(crate) struct Core {
     pub(crate) deliveries: VecDeque<Delivery>,
     pub(crate) requests: RequestLog,
     pub(crate) faults: Faults,
+    /// True while a seed is applied: references to records the seed does not hold are
+    /// kept, and Partner Center's co-sell requirements are not checked (seeds describe
+    /// existing data, not requests).
+    pub(crate) seeding: bool,
     persistent: bool,
     pending: Vec<StoreOp>,
 }

@@ -87,6 +87,58 @@ async fn seed_files_load_at_start_and_reset_restores_them() -> TestResult {
 }
 
 #[tokio::test]
+async fn seeds_describe_existing_data_leniently_where_the_api_is_strict() -> TestResult {
+    let env = Env::start().await?;
+    let seed = json!({
+        "partner_center": {"referrals": [{"name": "Future code", "inviteContext": {"assistanceRequestCode": "SomethingNew"}}]},
+        "dataverse": {"opportunities": [{
+            "name": "Already won", "statecode": 1, "statuscode": 3,
+            "customerid@odata.bind": format!("/accounts({})", uuid::Uuid::new_v4()),
+        }]},
+        "salesforce": {"Opportunity": [{
+            "Name": "Seeded", "StageName": "Closed Won", "CloseDate": "2026-01-01", "IsWon": true,
+            "OwnerId": "005Hs00000Ab1CdIAJ", "How_can_Microsoft_help__c": "Architecture review",
+            "SystemModstamp": "2026-03-09T11:30:00.000+0000",
+        }]},
+    });
+    let applied = env
+        .call(Method::POST, &env.admin("seed"), None, Some(&seed), &[])
+        .await?;
+    assert_eq!(applied.status, 200, "{}", applied.text);
+    let sf = env.sf_token().await?;
+    let seeded = env
+        .get(
+            &env.sf("query?q=SELECT%20Id,SystemModstamp,IsWon%20FROM%20Opportunity"),
+            &sf,
+        )
+        .await?;
+    assert_eq!(
+        seeded.json["records"][0]["SystemModstamp"],
+        "2026-03-09T11:30:00.000+0000"
+    );
+    assert_eq!(seeded.json["records"][0]["IsWon"], true);
+    let refused = env
+        .call(Method::POST, &env.sf("sobjects/Opportunity"), Some(&sf), Some(&json!({"Name": "x", "StageName": "Prospecting", "CloseDate": "2026-01-01", "How_can_Microsoft_help__c": "Architecture review"})), &[])
+        .await?;
+    assert_eq!(refused.status, 400, "the API keeps the picklist restricted");
+    let dv = env.dv_token().await?;
+    let won = env
+        .get(
+            &env.dv("opportunities?$filter=statecode%20eq%201&$select=name"),
+            &dv,
+        )
+        .await?;
+    assert_eq!(won.json["value"][0]["name"], "Already won");
+    let pc = env.pc_token().await?;
+    let future = env.get(&env.referrals(), &pc).await?;
+    assert_eq!(
+        future.json["value"][0]["inviteContext"]["assistanceRequestCode"],
+        "SomethingNew"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn the_request_log_lists_filters_and_clears_and_writes_show_what_was_written() -> TestResult {
     let env = Env::start().await?;
     let token = env.dv_token().await?;

@@ -758,6 +758,15 @@ async fn entity_metadata_lists_attributes_types_and_options() -> TestResult {
         .map(|v| v.iter().filter_map(|a| a["LogicalName"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(names, ["salesstage", "cosell_howcanmicrosofthelp"]);
+    let with_options = env
+        .get(&env.dv("EntityDefinitions(LogicalName='opportunity')/Attributes/Microsoft.Dynamics.CRM.StatusAttributeMetadata?$select=LogicalName&$expand=OptionSet"), &token)
+        .await?;
+    assert_eq!(with_options.json["value"][0]["LogicalName"], "statuscode");
+    assert!(
+        with_options.json["value"][0]["OptionSet"]["Options"].is_array(),
+        "{}",
+        with_options.text
+    );
     let missing = env
         .get(&env.dv("EntityDefinitions(LogicalName='widget')"), &token)
         .await?;

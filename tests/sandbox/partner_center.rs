@@ -147,6 +147,14 @@ async fn create_then_get_returns_a_referral_that_validates_against_the_swagger_s
     assert_eq!(fetched.json["eTag"], etag.as_str());
     assert_eq!(fetched.json["name"], "Contoso migration");
     let schema = referral_schema()?;
+    assert!(
+        validate(&schema, &json!({"name": 5})).is_err(),
+        "the schema checks types"
+    );
+    assert!(
+        validate(&schema, &json!({"colour": "red"})).is_err(),
+        "and unknown properties"
+    );
     validate(&schema, &fetched.json)?;
     validate(&schema, &created.json)?;
     let list = env.get(&env.referrals(), &token).await?;

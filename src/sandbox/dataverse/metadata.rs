@@ -245,6 +245,16 @@ pub(super) fn definitions(
         }
         Some("Attributes") => {
             let cast = segments.get(2).map(String::as_str);
+            // `$expand=OptionSet` (or GlobalOptionSet) keeps the option set next to `$select`.
+            let fields = fields.map(|mut f| {
+                let expand = body::query_value(&pairs, "$expand").unwrap_or("");
+                f.extend(
+                    odata::parse_select(expand)
+                        .into_iter()
+                        .map(|e| e.split('(').next().unwrap_or("").to_owned()),
+                );
+                f
+            });
             let list: Vec<Value> = attributes()
                 .filter(|a| {
                     cast.is_none_or(|c| {

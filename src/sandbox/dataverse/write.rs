@@ -25,7 +25,14 @@ fn type_error(value: &Value, edm: &str) -> ApiError {
     ))
 }
 
-fn coerce(entity: &Entity, attribute: &Attribute, value: &Value) -> Result<Value, ApiError> {
+/// Converts a JSON value for an attribute; `lenient` (seeding) accepts option values
+/// the default option sets lack, as a customized org would have.
+fn coerce(
+    entity: &Entity,
+    attribute: &Attribute,
+    value: &Value,
+    lenient: bool,
+) -> Result<Value, ApiError> {
     if value.is_null() {
         return Ok(Value::Null);
     }
@@ -43,7 +50,7 @@ fn coerce(entity: &Entity, attribute: &Attribute, value: &Value) -> Result<Value
         let n = value
             .as_i64()
             .ok_or_else(|| type_error(value, "Edm.Int32"))?;
-        if values.contains(&n) {
+        if values.contains(&n) || lenient {
             return Ok(json!(n));
         }
         let accepted: Vec<String> = values.iter().map(i64::to_string).collect();
@@ -153,7 +160,7 @@ fn reference(
         .dataverse
         .get(target.logical)
         .is_some_and(|rows| rows.contains_key(&id));
-    if !exists {
+    if !exists && !core.seeding {
         return Err(row_not_found(target.logical, &id));
     }
     Ok(json!({"id": id, "entity": target.logical}))
@@ -207,7 +214,10 @@ fn bind(
             }
             _ if !attribute.writable => {}
             _ => {
-                changes.insert(attribute.name.to_owned(), coerce(entity, attribute, value)?);
+                changes.insert(
+                    attribute.name.to_owned(),
+                    coerce(entity, attribute, value, core.seeding)?,
+                );
             }
         }
     }
@@ -229,6 +239,7 @@ fn resolve_state(
     entity: &Entity,
     current_state: Option<i64>,
     changes: &mut Map<String, Value>,
+    seeding: bool,
 ) -> Result<(), ApiError> {
     let Some(Kind::Status(statuses)) = entity.attribute("statuscode").map(|a| a.kind) else {
         return Ok(());
@@ -266,7 +277,7 @@ fn resolve_state(
         }
         (None, None) => None,
     };
-    if entity.logical != "opportunity" {
+    if entity.logical != "opportunity" || seeding {
         return Ok(());
     }
     if let Some(closing @ (1 | 2)) = state {
@@ -352,7 +363,7 @@ pub(crate) fn create_row(
         ));
     }
     let mut changes = bind(core, entity, body, &id)?;
-    resolve_state(entity, Some(0), &mut changes)?;
+    resolve_state(entity, Some(0), &mut changes, core.seeding)?;
     let mut attributes = Map::new();
     attributes.insert(entity.key.to_owned(), json!(id));
     if let Some(Kind::Status(statuses)) = entity.attribute("statuscode").map(|a| a.kind) {
@@ -440,7 +451,7 @@ pub(crate) fn update_row(
             ));
         }
     }
-    resolve_state(entity, current_state, &mut changes)?;
+    resolve_state(entity, current_state, &mut changes, core.seeding)?;
     for (key, value) in changes {
         row.attributes.insert(key, value);
     }
@@ -623,12 +634,44 @@ pub(crate) fn seed_currencies(core: &mut Core) {
     }
 }
 
+/// Seeds may bind a customer lookup without its target suffix
+/// (`customerid@odata.bind: /accounts(…)`); the Web API itself refuses that.
+fn lenient_customer_binds(entity: &Entity, record: &Value) -> Value {
+    let Value::Object(map) = record else {
+        return record.clone();
+    };
+    let out = map
+        .iter()
+        .map(|(key, value)| {
+            let customer = key
+                .strip_suffix("@odata.bind")
+                .and_then(|name| entity.attribute(name))
+                .filter(|a| a.kind == Kind::Customer);
+            let target = value
+                .as_str()
+                .and_then(|v| v.rsplit('/').next())
+                .and_then(|v| v.split('(').next())
+                .and_then(schema::by_set)
+                .map(|e| e.logical);
+            match (customer, target) {
+                (Some(attribute), Some(target)) => (
+                    format!("{}_{target}@odata.bind", attribute.name),
+                    value.clone(),
+                ),
+                _ => (key.clone(), value.clone()),
+            }
+        })
+        .collect();
+    Value::Object(out)
+}
+
 /// Creates (or, when the id exists, updates) seed records of one entity set.
 pub(crate) fn apply_seed(core: &mut Core, set: &str, records: &[Value]) -> Result<usize, String> {
     let entity = schema::by_set(set)
         .or_else(|| schema::by_logical(set))
         .ok_or_else(|| format!("dataverse: unknown entity set '{set}'"))?;
     for (index, record) in records.iter().enumerate() {
+        let record = &lenient_customer_binds(entity, record);
         let id = record
             .get(entity.key)
             .and_then(Value::as_str)
