@@ -14,7 +14,7 @@ use crate::connector::{HttpConnectorSet, SandboxEndpoints};
 use crate::runtime::ConnectorSet;
 use crate::sandbox::{Credentials, SandboxConfig, SandboxHandle, SandboxUrls};
 use crate::spec::connector::ConnectorKind;
-use crate::spec::flowtest::{Given, RecordSource};
+use crate::spec::flowtest::Given;
 
 /// What a command runs against; keeps the in-process sandbox alive while in use.
 pub(super) struct Target {
@@ -58,21 +58,8 @@ pub(super) fn read_fixtures(
         let mut per_entity = BTreeMap::new();
         for (entity, sources) in entities {
             let mut records = Vec::new();
-            for source in sources {
-                match source {
-                    RecordSource::Inline(m) => records.push(Value::Object(m)),
-                    RecordSource::File(f) => {
-                        let file = dir.join(&f.file);
-                        let text = std::fs::read_to_string(&file)
-                            .map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
-                        match serde_json::from_str(&text)
-                            .map_err(|e| format!("{}: not valid JSON: {e}", file.display()))?
-                        {
-                            Value::Array(items) => records.extend(items),
-                            other => records.push(other),
-                        }
-                    }
-                }
+            for source in &sources {
+                records.extend(crate::flowtest::source_records(source, dir)?);
             }
             per_entity.insert(entity, records);
         }
@@ -211,6 +198,20 @@ pub(super) async fn sandbox(
     project: &CompiledProject,
     fixtures: Option<&BTreeMap<String, BTreeMap<String, Vec<Value>>>>,
 ) -> Result<Target, String> {
+    let (set, sandbox, description) = sandbox_set(project, fixtures).await?;
+    Ok(Target {
+        set: Box::new(set),
+        sandbox,
+        description,
+    })
+}
+
+/// The HTTP connector set for the sandbox, the in-process sandbox if one was
+/// started, and a description.
+async fn sandbox_set(
+    project: &CompiledProject,
+    fixtures: Option<&BTreeMap<String, BTreeMap<String, Vec<Value>>>>,
+) -> Result<(HttpConnectorSet, Option<SandboxHandle>, String), String> {
     if let Ok(line) = std::env::var("COSYNC_SANDBOX") {
         if fixtures.is_some() {
             return Err("COSYNC_SANDBOX names a running sandbox: seed it through its admin API instead of --fixtures".into());
@@ -219,11 +220,7 @@ pub(super) async fn sandbox(
             .map_err(|e| format!("COSYNC_SANDBOX is not the sandbox's JSON line: {e}"))?;
         let set =
             HttpConnectorSet::for_sandbox(project, &endpoints(&urls)).map_err(|e| e.to_string())?;
-        return Ok(Target {
-            set: Box::new(set),
-            sandbox: None,
-            description: format!("the running sandbox at {}", urls.admin),
-        });
+        return Ok((set, None, format!("the running sandbox at {}", urls.admin)));
     }
     let seed_dir =
         tempfile::tempdir().map_err(|e| format!("cannot create a temporary folder: {e}"))?;
@@ -242,11 +239,7 @@ pub(super) async fn sandbox(
     let set = HttpConnectorSet::for_sandbox(project, &endpoints(handle.urls()))
         .map_err(|e| e.to_string())?;
     let description = format!("the embedded sandbox (admin {})", handle.urls().admin);
-    Ok(Target {
-        set: Box::new(set),
-        sandbox: Some(handle),
-        description,
-    })
+    Ok((set, Some(handle), description))
 }
 
 /// The real services of an environment.
@@ -287,17 +280,6 @@ pub(super) async fn http(
             .map(|s| (s, None))
             .map_err(|e| e.to_string());
     }
-    if let Ok(line) = std::env::var("COSYNC_SANDBOX") {
-        let urls: SandboxUrls = serde_json::from_str(&line)
-            .map_err(|e| format!("COSYNC_SANDBOX is not the sandbox's JSON line: {e}"))?;
-        return HttpConnectorSet::for_sandbox(project, &endpoints(&urls))
-            .map(|s| (s, None))
-            .map_err(|e| e.to_string());
-    }
-    let handle = crate::sandbox::start(SandboxConfig::default())
-        .await
-        .map_err(|e| format!("cannot start the sandbox: {e}"))?;
-    let set = HttpConnectorSet::for_sandbox(project, &endpoints(handle.urls()))
-        .map_err(|e| e.to_string())?;
-    Ok((set, Some(handle)))
+    let (set, handle, _) = sandbox_set(project, None).await?;
+    Ok((set, handle))
 }

@@ -56,25 +56,30 @@ pub async fn run_all(project: &CompiledProject, filter: Option<&str>) -> Vec<Cas
     out
 }
 
+/// The records a `given` entry stands for: the inline record, or the JSON object or
+/// array of objects in a fixture file (relative to `dir`).
+pub fn source_records(source: &RecordSource, dir: &Path) -> Result<Vec<Value>, String> {
+    match source {
+        RecordSource::Inline(map) => Ok(vec![Value::Object(map.clone())]),
+        RecordSource::File(f) => {
+            let path = dir.join(&f.file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read fixture {}: {e}", path.display()))?;
+            match serde_json::from_str::<Value>(&text)
+                .map_err(|e| format!("fixture {} is not JSON: {e}", path.display()))?
+            {
+                Value::Array(items) => Ok(items),
+                other => Ok(vec![other]),
+            }
+        }
+    }
+}
+
 fn load_records(given: &Given, dir: &Path, memory: &MemoryConnectorSet) -> Result<(), String> {
     for (connector, entities) in given {
         for (entity, records) in entities {
             for source in records {
-                let values = match source {
-                    RecordSource::Inline(map) => vec![Value::Object(map.clone())],
-                    RecordSource::File(f) => {
-                        let path = dir.join(&f.file);
-                        let text = std::fs::read_to_string(&path)
-                            .map_err(|e| format!("cannot read fixture {}: {e}", path.display()))?;
-                        match serde_json::from_str::<Value>(&text)
-                            .map_err(|e| format!("fixture {} is not JSON: {e}", path.display()))?
-                        {
-                            Value::Array(items) => items,
-                            other => vec![other],
-                        }
-                    }
-                };
-                for v in values {
+                for v in source_records(source, dir)? {
                     memory.insert(connector, entity, v)?;
                 }
             }
