@@ -22,6 +22,7 @@ pub mod record;
 pub mod runtime;
 pub mod sandbox;
 pub mod server;
+pub mod service;
 pub mod source;
 pub mod spec;
 pub mod store;

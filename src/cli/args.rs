@@ -54,6 +54,277 @@ pub enum Command {
     /// Prints one line of JSON with the services' base URLs when ready; logs go to stderr;
     /// stops on SIGINT or SIGTERM.
     Sandbox(SandboxArgs),
+    /// Run the sync service: the Partner Center webhook receiver, CRM polling and
+    /// the workers that run the flows, until SIGINT or SIGTERM.
+    ///
+    /// Prints one line of JSON (`{"webhook_url": ..., "health_url": ..., "metrics_url": ...}`)
+    /// on stdout when ready; logs go to stderr.
+    Serve(ServeArgs),
+    /// Play the co-sell scenarios end to end against the built-in sandbox, for
+    /// Dynamics 365 and Salesforce, and show what synced and how fast.
+    Demo(DemoArgs),
+    /// The Partner Center webhook registration: register, show, send a test event.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+    /// Reconcile every referral and every flagged CRM opportunity, both directions.
+    Sync(SyncArgs),
+    /// Run history (stored by `cosync serve`).
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Re-run dead letters (events that failed every attempt).
+    Replay(ReplayArgs),
+    /// Fields changed on both sides, parked for a person (policy `manual`).
+    #[command(subcommand)]
+    Conflicts(ConflictsCommand),
+    /// Measure the service: N referral events through webhook → queue → flow → CRM
+    /// write against the sandbox; throughput, latency percentiles, API calls per change.
+    Bench(BenchArgs),
+}
+
+/// Where a service command finds its project, environment and state.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceTarget {
+    /// The project folder.
+    #[arg(short, long, default_value = ".")]
+    pub project: PathBuf,
+    /// Environment from cosync.yaml (default: its `default_environment`). A
+    /// `sandbox: true` environment uses the sandbox whose JSON line is in
+    /// `COSYNC_SANDBOX`, else one started in-process.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// The state file (default: cosync.yaml's `state.path`, relative to the project).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+}
+
+/// Arguments of `cosync serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Project, environment, state.
+    #[command(flatten)]
+    pub target: ServiceTarget,
+    /// Address to listen on (default: cosync.yaml's `server.listen`; port 0 = a free port).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Records processed in parallel (default: `server.workers`).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// CRM poll interval, e.g. `500ms` (default: `server.poll_interval`).
+    #[arg(long)]
+    pub poll_interval: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// For people.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Arguments of `cosync demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Only this CRM.
+    #[arg(long, value_enum)]
+    pub crm: Option<DemoCrm>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+    /// Give up on a scenario step after this many seconds.
+    #[arg(long, default_value_t = 20)]
+    pub timeout: u64,
+}
+
+/// The CRMs of the demo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoCrm {
+    /// Dynamics 365 (Dataverse).
+    Dynamics365,
+    /// Salesforce.
+    Salesforce,
+}
+
+/// `cosync webhooks` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Register (or with `--replace`, overwrite) the webhook URL for referral events.
+    Register(WebhooksRegisterArgs),
+    /// Show the current registration.
+    List(WebhooksArgs),
+    /// Ask Partner Center to send a test event, and show its delivery result.
+    Test(WebhooksArgs),
+}
+
+/// Arguments of `cosync webhooks list|test`.
+#[derive(Debug, clap::Args)]
+pub struct WebhooksArgs {
+    /// Project, environment, state.
+    #[command(flatten)]
+    pub target: ServiceTarget,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+/// Arguments of `cosync webhooks register`.
+#[derive(Debug, clap::Args)]
+pub struct WebhooksRegisterArgs {
+    /// Project, environment, state.
+    #[command(flatten)]
+    pub target: ServiceTarget,
+    /// The public https URL of `cosync serve`'s `/webhooks/partner-center` (default: `server.public_url`).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Event names (default: referral-created, referral-updated).
+    #[arg(long, value_delimiter = ',')]
+    pub events: Vec<String>,
+    /// Overwrite an existing registration.
+    #[arg(long)]
+    pub replace: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+/// Arguments of `cosync sync`.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Project, environment, state.
+    #[command(flatten)]
+    pub target: ServiceTarget,
+    /// Every referral and every flagged opportunity (the only mode today).
+    #[arg(long)]
+    pub full: bool,
+    /// Read everything, write nothing; report what would be created, updated or conflict.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+/// `cosync runs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Recent runs, newest first.
+    List(RunsListArgs),
+    /// One run's record, step by step.
+    Show(RunsShowArgs),
+}
+
+/// Arguments of `cosync runs list`.
+#[derive(Debug, clap::Args)]
+pub struct RunsListArgs {
+    /// Project, environment, state.
+    #[command(flatten)]
+    pub target: ServiceTarget,
+    /// How many.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+/// Arguments of `cosync runs show`.
+#[derive(Debug, clap::Args)]
+pub struct RunsShowArgs {
+    /// Project, environment, state.
+    #[command(flatten)]
+    pub target: ServiceTarget,
+    /// The run id.
+    pub id: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+/// Arguments of `cosync replay`.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Project, environment, state.
+    #[command(flatten)]
+    pub target: ServiceTarget,
+    /// The dead letter's event id.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub id: Option<i64>,
+    /// Every dead letter.
+    #[arg(long)]
+    pub all: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+/// `cosync conflicts` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConflictsCommand {
+    /// Open conflicts (with `--all`, resolved ones too).
+    List(ConflictsListArgs),
+    /// Resolve a conflict by taking one side's value.
+    Resolve(ConflictsResolveArgs),
+}
+
+/// Arguments of `cosync conflicts list`.
+#[derive(Debug, clap::Args)]
+pub struct ConflictsListArgs {
+    /// Project, environment, state.
+    #[command(flatten)]
+    pub target: ServiceTarget,
+    /// Include resolved conflicts.
+    #[arg(long)]
+    pub all: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+/// The side whose value wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Side {
+    /// Partner Center's value.
+    #[value(name = "partner_center")]
+    PartnerCenter,
+    /// The CRM's value.
+    Crm,
+}
+
+/// Arguments of `cosync conflicts resolve`.
+#[derive(Debug, clap::Args)]
+pub struct ConflictsResolveArgs {
+    /// Project, environment, state.
+    #[command(flatten)]
+    pub target: ServiceTarget,
+    /// The conflict id.
+    pub id: i64,
+    /// Whose value to keep.
+    #[arg(long, value_enum)]
+    pub take: Side,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+/// Arguments of `cosync bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Referral events to drive through the service.
+    #[arg(long, default_value_t = 2000)]
+    pub events: usize,
+    /// Offered load in events per second (0 = as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u32,
+    /// Records processed in parallel.
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
 }
 
 /// Arguments of `cosync sandbox`.

@@ -8,8 +8,11 @@ mod project;
 mod run_cmd;
 mod sandbox_cmd;
 pub mod schema_cmd;
+mod serve_cmd;
+mod service_setup;
 mod test_cmd;
 pub mod validate_cmd;
+mod webhooks_cmd;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -57,6 +60,14 @@ pub fn main() -> ExitCode {
         Command::Test(a) => test_cmd::run(&a, color),
         Command::Metadata(args::MetadataCommand::Pull(a)) => metadata_cmd::run(&a, color),
         Command::Sandbox(a) => sandbox_cmd::run(&a),
+        Command::Serve(a) => serve_cmd::run(&a, color),
+        Command::Webhooks(c) => webhooks_cmd::run(&c, color),
+        _ => todo_commands(),
     };
     ExitCode::from(outcome.code())
+}
+
+fn todo_commands() -> Outcome {
+    eprintln!("error: this command is not available yet");
+    Outcome::Usage
 }

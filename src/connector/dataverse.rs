@@ -112,7 +112,7 @@ impl Dataverse {
         self.entities.path(entity, |e| format!("{e}s"))
     }
 
-    fn key_field(&self, entity: &str) -> String {
+    pub(super) fn key_field(&self, entity: &str) -> String {
         self.entities.key(entity, |e| format!("{e}id"))
     }
 
@@ -194,7 +194,7 @@ impl Dataverse {
 
     /// `field eq literal`, or `None` when the value can match no row (a
     /// malformed id).
-    fn clause(
+    pub(super) fn clause(
         &self,
         entity: &str,
         field: &str,

@@ -100,12 +100,22 @@ const DATAVERSE: &[BuiltinOperation] = &[
         "Change tracking: rows changed since a delta link",
         false,
     ),
+    op(
+        "modified_since",
+        "Polling: ids of rows modified since a watermark (modifiedon, key as tie-breaker)",
+        false,
+    ),
 ];
 
 const SALESFORCE: &[BuiltinOperation] = &[
     op(
         "soql_query",
         "GET /services/data/vXX.X/query?q=SOQL, following nextRecordsUrl",
+        false,
+    ),
+    op(
+        "modified_since",
+        "Polling: ids of records modified since a watermark (SystemModstamp, Id as tie-breaker)",
         false,
     ),
     op(

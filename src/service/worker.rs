@@ -1,0 +1,244 @@
+//! Workers: claim due events (at most one per record at a time, in arrival order
+//! per record), run the flow each names through the interpreter, store the run
+//! record and an audit line, and complete the event — or schedule a retry with
+//! backoff, or dead-letter it once the attempts are spent.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::{Shared, blocking};
+use crate::compile::{CompiledFlow, CompiledProject, ConnectorId};
+use crate::record::RecordingObserver;
+use crate::runtime::trigger::trigger_from_event;
+use crate::runtime::{BoxFuture, ConnectorError, ConnectorSet, Interpreter, Request, RunOptions};
+use crate::spec::flow::{RunStatus, TriggerSpec};
+use crate::store::{AuditEntry, Event, EventState};
+
+/// How long an idle worker sleeps before looking for due retries.
+const IDLE: Duration = Duration::from_millis(200);
+
+/// One worker: claims and processes events until `stop`.
+pub(crate) async fn run(shared: Arc<Shared>, n: usize, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let claimed = blocking(&shared.config.store, |s| s.claim(1)).await;
+        let event = match claimed {
+            Ok(mut events) if !events.is_empty() => events.remove(0),
+            Ok(_) => {
+                let wake = shared.wake.notified();
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = wake => {}
+                    _ = tokio::time::sleep(IDLE) => {}
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(worker = n, "cannot claim events: {e}");
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                continue;
+            }
+        };
+        let span = tracing::info_span!("event", id = event.id, record = %event.record_key, flow = event.flow.as_deref().unwrap_or("-"));
+        process(&shared, event).instrument(span).await;
+    }
+}
+
+/// The flow an event names.
+fn flow_of<'p>(project: &'p CompiledProject, event: &Event) -> Result<&'p CompiledFlow, String> {
+    let name = event.flow.as_deref().ok_or("the event names no flow")?;
+    project
+        .flow(name)
+        .ok_or_else(|| format!("the project has no flow `{name}` any more"))
+}
+
+/// Processes one claimed event.
+pub(crate) async fn process(shared: &Arc<Shared>, event: Event) {
+    let project = shared.config.project.clone();
+    let flow = match flow_of(&project, &event) {
+        Ok(f) => f,
+        Err(reason) => {
+            finish_failed(shared, &event, "-", &reason, None, None).await;
+            return;
+        }
+    };
+    let key_field = match &flow.trigger {
+        Some(TriggerSpec::CrmChange(t)) => project
+            .connector_id(&t.connector)
+            .map(|c| project.connector(c).key_field(&t.entity)),
+        _ => None,
+    };
+    let trigger = match trigger_from_event(
+        flow.trigger.as_ref(),
+        event.payload.clone(),
+        key_field.as_deref(),
+    ) {
+        Ok(t) => t,
+        Err(reason) => {
+            // A payload that cannot become a trigger never will: dead at once.
+            finish_failed(shared, &event, &flow.name, &reason, None, Some(0)).await;
+            return;
+        }
+    };
+    let started = Instant::now();
+    let counting = Counting {
+        inner: shared.config.connectors.as_ref(),
+        project: &project,
+        metrics: &shared.metrics,
+    };
+    let mut observer = RecordingObserver::new();
+    let outcome = Interpreter::new(&project, &counting)
+        .run(flow, trigger, &mut observer, RunOptions::default())
+        .await;
+    let took = started.elapsed();
+    let record = observer.finish(&outcome);
+    let run_id = record.run_id.clone();
+    let (referral_id, crm_id) = sides(&project, &record.trigger, &record.writes);
+    let summary = match (&record.status, &record.message, &record.error) {
+        (RunStatus::Failed, Some(m), _) => format!("failed: {m}"),
+        (RunStatus::Failed, None, Some(e)) => format!("failed: {}", e.message),
+        (status, Some(m), _) => format!("{}: {m}", status_word(*status)),
+        (status, None, _) => {
+            let writes = record.writes.len();
+            format!(
+                "{} ({writes} write{})",
+                status_word(*status),
+                if writes == 1 { "" } else { "s" }
+            )
+        }
+    };
+    let entry = AuditEntry {
+        at: crate::store::now(),
+        referral_id,
+        crm_id,
+        flow: Some(flow.name.clone()),
+        run_id: Some(run_id.clone()),
+        message: summary.clone(),
+    };
+    let saved = blocking(&shared.config.store, move |s| {
+        s.save_run(&record, Some(event.id))?;
+        s.audit(&entry)
+    })
+    .await;
+    if let Err(e) = saved {
+        tracing::error!(run = %run_id, "cannot store the run record: {e}");
+    }
+    match outcome.status {
+        RunStatus::Succeeded | RunStatus::Cancelled => {
+            let id = event.id;
+            let done = {
+                let run_id = run_id.clone();
+                blocking(&shared.config.store, move |s| s.complete(id, Some(&run_id))).await
+            };
+            if let Err(e) = done {
+                tracing::error!(run = %run_id, "cannot complete the event: {e}");
+            }
+            shared
+                .metrics
+                .processed(&flow.name, status_word(outcome.status), took);
+            tracing::info!(run = %run_id, took_ms = took.as_millis() as u64, "{summary}");
+        }
+        RunStatus::Failed => {
+            shared.metrics.processed(&flow.name, "failed", took);
+            finish_failed(shared, &event, &flow.name, &summary, Some(run_id), None).await;
+        }
+    }
+}
+
+fn status_word(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Failed => "failed",
+        RunStatus::Cancelled => "cancelled",
+    }
+}
+
+/// Records a failed attempt: retried after the policy's delay, or dead-lettered
+/// (`attempts_left = Some(0)` dead-letters at once).
+async fn finish_failed(
+    shared: &Arc<Shared>,
+    event: &Event,
+    flow: &str,
+    reason: &str,
+    run_id: Option<String>,
+    attempts_left: Option<u32>,
+) {
+    let delay = match attempts_left {
+        Some(0) => None,
+        _ => shared.config.retry.next_delay(event.attempts),
+    };
+    let id = event.id;
+    let reason_owned = reason.to_string();
+    let run = run_id.clone();
+    let state = blocking(&shared.config.store, move |s| {
+        s.fail(id, &reason_owned, run.as_deref(), delay)
+    })
+    .await;
+    let dead = matches!(state, Ok(EventState::Dead));
+    shared.metrics.failed(flow, dead);
+    match (state, delay) {
+        (Ok(_), Some(d)) => tracing::warn!(
+            run = run_id.as_deref().unwrap_or("-"),
+            attempt = event.attempts,
+            retry_in_ms = d.as_millis() as u64,
+            "{reason}"
+        ),
+        (Ok(_), None) => tracing::error!(
+            run = run_id.as_deref().unwrap_or("-"),
+            attempts = event.attempts,
+            "dead letter: {reason}"
+        ),
+        (Err(e), _) => tracing::error!("cannot record the failure of event {id}: {e}"),
+    }
+}
+
+/// The referral and CRM record a run was about: from the trigger, else from
+/// the keys it wrote.
+fn sides(
+    project: &CompiledProject,
+    trigger: &Value,
+    writes: &[crate::runtime::WriteRecord],
+) -> (Option<String>, Option<String>) {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    let mut referral = text(trigger.get("resource_id"));
+    let mut crm = text(trigger.get("record_id"));
+    for w in writes {
+        let is_pc = project
+            .connector_id(&w.connector)
+            .map(|c| project.connector(c).spec.kind)
+            == Some(crate::spec::connector::ConnectorKind::PartnerCenter);
+        let slot = if is_pc { &mut referral } else { &mut crm };
+        if slot.is_none() {
+            slot.clone_from(&w.key);
+        }
+    }
+    (referral, crm)
+}
+
+/// The service's connectors, counting requests per connector for `/metrics`.
+struct Counting<'a> {
+    inner: &'a dyn ConnectorSet,
+    project: &'a CompiledProject,
+    metrics: &'a super::metrics::Metrics,
+}
+
+impl ConnectorSet for Counting<'_> {
+    fn execute<'a>(&'a self, request: Request) -> BoxFuture<'a, Result<Value, ConnectorError>> {
+        let connector = &self.project.connector(request.connector()).name;
+        self.metrics.call(connector, request.action());
+        self.inner.execute(request)
+    }
+
+    fn writes(&self, connector: ConnectorId, operation: &str) -> bool {
+        self.inner.writes(connector, operation)
+    }
+}
