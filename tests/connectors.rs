@@ -29,6 +29,8 @@ mod partner_center;
 mod salesforce;
 #[path = "connectors/sandbox.rs"]
 mod sandbox;
+#[path = "connectors/sandbox_behaviours.rs"]
+mod sandbox_behaviours;
 
 /// The value of an `Ok`, or a panic with the error.
 fn ok<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {

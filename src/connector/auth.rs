@@ -44,6 +44,8 @@ pub(crate) struct TokenSource {
     refreshing: tokio::sync::Mutex<()>,
     rotated_refresh_token: Mutex<Option<Secret>>,
     generation: AtomicU64,
+    /// `Retry-After` of the last refused token request.
+    refused_retry_after: Mutex<Option<Duration>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -71,6 +73,7 @@ impl TokenSource {
             refreshing: tokio::sync::Mutex::new(()),
             rotated_refresh_token: Mutex::new(None),
             generation: AtomicU64::new(0),
+            refused_retry_after: Mutex::new(None),
         }
     }
 
@@ -85,6 +88,12 @@ impl TokenSource {
         if cache.as_ref().is_some_and(|t| t.generation == generation) {
             *cache = None;
         }
+    }
+
+    /// The `Retry-After` the token endpoint sent with its last refusal (taken:
+    /// a second call answers `None`).
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        lock(&self.refused_retry_after).take()
     }
 
     fn cached(&self) -> Option<Token> {
@@ -184,6 +193,7 @@ impl TokenSource {
             ConnectorError::new(ErrorKind::Invalid, format!("auth.oauth2.token_url: {e}"))
         })?;
         let host = super::guard::describe_host(&url);
+        *lock(&self.refused_retry_after) = None;
         let started = Instant::now();
         let response = client
             .post(url)
@@ -207,6 +217,9 @@ impl TokenSource {
                 )
             })?;
         let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            *lock(&self.refused_retry_after) = super::retry::retry_after(response.headers());
+        }
         let body: Value = response.json().await.unwrap_or(Value::Null);
         tracing::debug!(
             status,

@@ -15,7 +15,7 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use url::Url;
 
-use super::auth::{TokenSource, transport};
+use super::auth::{Token, TokenSource, transport};
 use super::budget::RequestBudget;
 use super::guard::{UrlGuard, describe_host};
 use super::retry::{RetryPolicy, retry_after};
@@ -143,7 +143,8 @@ pub(crate) struct Connection {
 }
 
 enum Failure {
-    Retry(ConnectorError),
+    /// Worth another attempt, after the service's `Retry-After` when it sent one.
+    Retry(ConnectorError, Option<Duration>),
     Stop(ConnectorError),
 }
 
@@ -234,11 +235,7 @@ impl Connection {
         if self.dialect != Dialect::Salesforce {
             return Ok(resolved.base.clone());
         }
-        let token = self
-            .tokens
-            .token(&self.client, self.timeout, &self.redactor)
-            .await
-            .map_err(|e| self.scrubbed(e))?;
+        let token = self.token_retrying().await?;
         match token.and_then(|t| t.instance_url) {
             Some(instance) => {
                 let url = Url::parse(&instance).map_err(|e| {
@@ -253,6 +250,38 @@ impl Connection {
                 Ok(url)
             }
             None => Ok(resolved.base.clone()),
+        }
+    }
+
+    /// A token outside [`Connection::send`] (Salesforce's `instance_url`), with
+    /// the same retries of token endpoint failures: 429 and 5xx answers and
+    /// connection errors, after `Retry-After` when the endpoint sends one.
+    async fn token_retrying(&self) -> Result<Option<Token>, ConnectorError> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self
+                .tokens
+                .token(&self.client, self.timeout, &self.redactor)
+                .await
+            {
+                Ok(token) => return Ok(token),
+                Err(e)
+                    if attempt < self.retry.attempts()
+                        && matches!(e.kind, ErrorKind::Transient | ErrorKind::Throttled) =>
+                {
+                    let delay = match self.tokens.retry_after() {
+                        Some(wait) if wait > self.retry.longest_wait() => {
+                            return Err(self.scrubbed(e));
+                        }
+                        Some(wait) => wait,
+                        None => self.retry.backoff(attempt),
+                    };
+                    tracing::debug!(connector = %self.name, error = %self.redactor.scrub(&e.message), delay_ms = delay.as_millis() as u64, "retrying the token request");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(self.scrubbed(e)),
+            }
         }
     }
 
@@ -337,12 +366,16 @@ impl Connection {
                     tracing::debug!(connector = %self.name, status = reply.status, delay_ms = delay.as_millis() as u64, correlation_id = %correlation, "retrying");
                     tokio::time::sleep(delay).await;
                 }
-                Err(Failure::Retry(e)) if !last => {
-                    let delay = self.retry.backoff(attempt);
+                Err(Failure::Retry(e, wait)) if !last => {
+                    let delay = match wait {
+                        Some(wait) if wait > honoured => return Err(self.scrubbed(e)),
+                        Some(wait) => wait,
+                        None => self.retry.backoff(attempt),
+                    };
                     tracing::debug!(connector = %self.name, error = %self.redactor.scrub(&e.message), delay_ms = delay.as_millis() as u64, correlation_id = %correlation, "retrying");
                     tokio::time::sleep(delay).await;
                 }
-                Err(Failure::Retry(mut e)) => {
+                Err(Failure::Retry(mut e, _)) => {
                     if attempt > 1 {
                         e.message.push_str(&format!(" (after {attempt} attempts)"));
                     }
@@ -367,7 +400,7 @@ impl Connection {
         {
             Ok(t) => t,
             Err(e) if matches!(e.kind, ErrorKind::Transient | ErrorKind::Throttled) => {
-                return Err(Failure::Retry(e));
+                return Err(Failure::Retry(e, self.tokens.retry_after()));
             }
             Err(e) => return Err(Failure::Stop(e)),
         };
@@ -431,7 +464,7 @@ impl Connection {
                 );
                 let error = ConnectorError::new(ErrorKind::Transient, message);
                 if e.is_connect() || call.idempotent {
-                    Err(Failure::Retry(error))
+                    Err(Failure::Retry(error, None))
                 } else {
                     Err(Failure::Stop(error))
                 }

@@ -307,7 +307,7 @@ async fn a_foreign_resource_uri_is_refused_before_any_token_is_sent() {
 
 /// Microsoft's Referral definition as a draft-4 JSON Schema, strict: objects with
 /// `properties` accept no other members.
-fn referral_validator() -> jsonschema::Validator {
+pub(super) fn referral_validator() -> jsonschema::Validator {
     fn strict(v: &mut Value) {
         match v {
             Value::Object(map) => {

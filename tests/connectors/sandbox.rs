@@ -7,7 +7,7 @@ use super::*;
 use cosync::connector::SandboxEndpoints;
 use cosync::runtime::connectors::ErrorKind;
 
-type Running = (
+pub(super) type Running = (
     cosync::sandbox::SandboxHandle,
     CompiledProject,
     HttpConnectorSet,
@@ -17,7 +17,7 @@ async fn sandbox() -> Running {
     sandbox_with(cosync::sandbox::Settings::default()).await
 }
 
-async fn sandbox_with(settings: cosync::sandbox::Settings) -> Running {
+pub(super) async fn sandbox_with(settings: cosync::sandbox::Settings) -> Running {
     let config = cosync::sandbox::SandboxConfig {
         settings,
         ..cosync::sandbox::SandboxConfig::default()
