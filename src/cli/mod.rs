@@ -2,14 +2,20 @@
 //! an exit status in one place: 0 success, 1 problems found, 2 usage or I/O errors.
 
 pub mod args;
+mod conflicts_cmd;
 mod environment;
 mod metadata_cmd;
 mod project;
+mod replay_cmd;
 mod run_cmd;
+mod runs_cmd;
 mod sandbox_cmd;
 pub mod schema_cmd;
 mod serve_cmd;
 mod service_setup;
+mod sync_cmd;
+mod sync_report;
+mod table;
 mod test_cmd;
 pub mod validate_cmd;
 mod webhooks_cmd;
@@ -62,6 +68,10 @@ pub fn main() -> ExitCode {
         Command::Sandbox(a) => sandbox_cmd::run(&a),
         Command::Serve(a) => serve_cmd::run(&a, color),
         Command::Webhooks(c) => webhooks_cmd::run(&c, color),
+        Command::Runs(c) => runs_cmd::run(&c, color),
+        Command::Replay(a) => replay_cmd::run(&a, color),
+        Command::Conflicts(c) => conflicts_cmd::run(&c, color),
+        Command::Sync(a) => sync_cmd::run(&a, color),
         _ => todo_commands(),
     };
     ExitCode::from(outcome.code())

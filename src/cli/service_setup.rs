@@ -267,3 +267,28 @@ pub(super) fn init_logging(json: bool) {
             .try_init()
     };
 }
+
+/// The state store of a command that only reads or edits the state (`runs`,
+/// `replay`, `conflicts`): `--state`, else the project's `state.path` (the
+/// project is loaded only to find it). A missing file is an error, not a new
+/// empty store.
+pub(super) fn open_existing_state(
+    target: &ServiceTarget,
+    color: bool,
+) -> Result<Arc<Store>, Outcome> {
+    let path = match &target.state {
+        Some(p) => p.clone(),
+        None => state_path(&load(target, color)?, target),
+    };
+    if !path.exists() {
+        eprintln!(
+            "error: no state file at {}: nothing has run yet (`cosync serve` and `cosync sync --full` create it; `--state` names another)",
+            path.display()
+        );
+        return Err(Outcome::Usage);
+    }
+    open_store(&path).map_err(|e| {
+        eprintln!("error: {e}");
+        Outcome::Usage
+    })
+}

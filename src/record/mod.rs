@@ -5,7 +5,7 @@
 pub mod redact;
 mod render;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use render::human;
@@ -15,7 +15,7 @@ use crate::runtime::observer::{CallRecord, RunObserver, StepError, StepRecord, W
 use crate::spec::flow::RunStatus;
 
 /// Everything about one run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     /// Unique id (UUID v7: sortable by time).
     pub run_id: String,

@@ -1,13 +1,13 @@
 //! What the interpreter reports while it runs. The run record, the CLI's progress
 //! output and test assertions are all observers.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::spec::flow::StepStatus;
 
 /// An error of a step or run, with a stable code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepError {
     /// Stable code: `connector`, `not-found`, `conflict`, `template`, `mapping`,
     /// `type`, `budget-exceeded`, `timeout`, `terminated`.
@@ -27,7 +27,7 @@ impl StepError {
 }
 
 /// What one executed (or skipped) step did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     /// Start order within the run (records sort by it).
     pub seq: usize,
@@ -48,10 +48,10 @@ pub struct StepRecord {
     /// How it ended.
     pub status: StepStatus,
     /// Evaluated inputs.
-    #[serde(skip_serializing_if = "Value::is_null")]
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub inputs: Value,
     /// Output.
-    #[serde(skip_serializing_if = "Value::is_null")]
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub output: Value,
     /// Extra detail: a diff's field changes, a merge's conflicts.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,7 +64,7 @@ pub struct StepRecord {
 }
 
 /// One write sent (or, in a dry run, planned) to a connector.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WriteRecord {
     /// The step that wrote.
     pub step: String,
@@ -91,7 +91,7 @@ pub struct WriteRecord {
 }
 
 /// One connector request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     /// The step that made it.
     pub step: String,
