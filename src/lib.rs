@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod compile;
 pub mod connector;
+pub mod demo;
 pub mod diag;
 pub mod domain;
 pub mod expr;

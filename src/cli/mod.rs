@@ -3,6 +3,7 @@
 
 pub mod args;
 mod conflicts_cmd;
+mod demo_cmd;
 mod environment;
 mod metadata_cmd;
 mod project;
@@ -67,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Metadata(args::MetadataCommand::Pull(a)) => metadata_cmd::run(&a, color),
         Command::Sandbox(a) => sandbox_cmd::run(&a),
         Command::Serve(a) => serve_cmd::run(&a, color),
+        Command::Demo(a) => demo_cmd::run(&a, color),
         Command::Webhooks(c) => webhooks_cmd::run(&c, color),
         Command::Runs(c) => runs_cmd::run(&c, color),
         Command::Replay(a) => replay_cmd::run(&a, color),

@@ -8,6 +8,15 @@ use serde_json::Value;
 
 use crate::spec::mapping::KnownEnum;
 
+/// Parses the time formats the services answer with: RFC 3339 (Partner Center,
+/// Dataverse) or Salesforce's `2024-01-01T00:00:00.000+0000`.
+pub fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 /// `status` values.
 pub const REFERRAL_STATUS: &[&str] = &["None", "New", "Active", "Closed"];
 /// `substatus` values.

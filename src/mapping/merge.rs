@@ -45,6 +45,10 @@ pub struct Merge {
     pub to_partner_center: Vec<Change>,
     /// Rows parked for a person.
     pub conflicts: Vec<Conflict>,
+    /// Rows [`merge_toward`] leaves to the other direction: only the target side
+    /// changed since the base, so the target's value wins and is not overwritten.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
 }
 
 /// The base to store after a successful sync of `pc` and `crm`.
@@ -114,6 +118,75 @@ pub fn merge(
                     }),
                 }
             }
+        }
+    }
+    Ok(out)
+}
+
+/// A three-way merge for one direction: the changes to write to `target`, the
+/// rows whose newer value is the target's own (`pending`, for the flow of the
+/// other direction), and the conflicts. Only `target`'s projection is computed,
+/// so only its lookups need resolving.
+pub fn merge_toward(
+    projector: &Projector<'_>,
+    pc: &Value,
+    crm: &Value,
+    base: Option<&Base>,
+    lookups: &dyn Lookups,
+    newer: Option<Side>,
+    target: Side,
+) -> Result<Merge, MapError> {
+    let mut out = Merge::default();
+    let (source, current) = match target {
+        Side::Crm => (pc, crm),
+        Side::PartnerCenter => (crm, pc),
+    };
+    for (index, row) in projector.mapping.rows.iter().enumerate() {
+        let writes_target = match row.direction {
+            Direction::ToCrm => target == Side::Crm,
+            Direction::ToPartnerCenter => target == Side::PartnerCenter,
+            Direction::Both => true,
+        };
+        if !writes_target {
+            continue;
+        }
+        let changes = diff_one(projector, index, target, source, current, lookups)?;
+        if changes.is_empty() {
+            continue;
+        }
+        let into = match target {
+            Side::Crm => &mut out.to_crm,
+            Side::PartnerCenter => &mut out.to_partner_center,
+        };
+        if row.direction != Direction::Both {
+            into.extend(changes);
+            continue;
+        }
+        let base_row = base.and_then(|b| b.get(&row.label));
+        let pc_now = read_row(row, Side::PartnerCenter, pc);
+        let crm_now = read_row(row, Side::Crm, crm);
+        let pc_changed =
+            base_row.is_none_or(|b| !same(row.ty, &pc_now, &b.partner_center, &row.separator));
+        let crm_changed = base_row.is_none_or(|b| !same(row.ty, &crm_now, &b.crm, &row.separator));
+        let winner = match (pc_changed, crm_changed) {
+            (true, false) => Some(Side::PartnerCenter),
+            (false, true) => Some(Side::Crm),
+            _ => match row.conflict {
+                ConflictPolicy::PartnerCenter => Some(Side::PartnerCenter),
+                ConflictPolicy::Crm => Some(Side::Crm),
+                ConflictPolicy::Newest => Some(newer.unwrap_or(Side::PartnerCenter)),
+                ConflictPolicy::Manual => None,
+            },
+        };
+        match winner {
+            Some(w) if w != target => into.extend(changes),
+            Some(_) => out.pending.push(row.label.clone()),
+            None => out.conflicts.push(Conflict {
+                label: row.label.clone(),
+                partner_center: pc_now,
+                crm: crm_now,
+                base: base_row.cloned(),
+            }),
         }
     }
     Ok(out)

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-pub use merge::{Base, Conflict, Merge, RowValues, merge, snapshot};
+pub use merge::{Base, Conflict, Merge, RowValues, merge, merge_toward, snapshot};
 
 use crate::compile::mapping::{CompiledLookup, CompiledMapping, CompiledRow, CompiledValueMap};
 use crate::expr::path::set_pointer;

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 pub use connectors::{BoxFuture, ConnectorError, ConnectorSet, Request};
 pub use effects::{PLANNED_KEY, read_field, write_field};
-pub use observer::{NullObserver, RunObserver, StepError, StepRecord, WriteRecord};
+pub use observer::{NullObserver, RunObserver, StepError, StepRecord, SyncedPair, WriteRecord};
 
 use crate::compile::flow::Budget;
 use crate::compile::{CompiledFlow, CompiledProject};
@@ -35,6 +35,9 @@ pub struct RunOptions {
     pub budget: Option<Budget>,
     /// Fix the clock `now()` reads (RFC 3339); tests use it for stable output.
     pub now: Option<String>,
+    /// The last synced values per mapping table (from the link table): `diff`
+    /// steps without a `base:` of their own merge three-way against them.
+    pub bases: std::collections::BTreeMap<String, crate::mapping::Base>,
 }
 
 /// How a run ended.
@@ -133,6 +136,8 @@ struct Exec<'a> {
     /// (what `cosync test` checks `outputs` against).
     published: Mutex<serde_json::Map<String, Value>>,
     observer: Mutex<&'a mut dyn RunObserver>,
+    /// Sync bases by mapping name.
+    bases: std::collections::BTreeMap<String, crate::mapping::Base>,
 }
 
 impl<'a> Interpreter<'a> {
@@ -173,6 +178,7 @@ impl<'a> Interpreter<'a> {
             published: Mutex::new(serde_json::Map::new()),
 
             observer: Mutex::new(observer),
+            bases: options.bases.clone(),
         };
         let mut frame = Frame::default();
         frame.set("trigger", trigger.clone());

@@ -115,6 +115,24 @@ pub trait RunObserver: Send {
     fn write(&mut self, record: WriteRecord);
     /// A connector request completed.
     fn call(&mut self, _record: CallRecord) {}
+    /// A `diff` step compared a referral with a CRM record: the sync base to keep
+    /// if the run succeeds, and the rows parked as conflicts.
+    fn synced(&mut self, _pair: SyncedPair) {}
+}
+
+/// What a `diff` step learnt about one linked pair of records.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncedPair {
+    /// The mapping table.
+    pub mapping: String,
+    /// The referral's id, if it has one yet.
+    pub referral_id: Option<String>,
+    /// The CRM record's id, if it has one yet.
+    pub crm_id: Option<String>,
+    /// The last synced values once the planned changes are written.
+    pub base: crate::mapping::Base,
+    /// Rows changed on both sides with policy `manual`.
+    pub conflicts: Vec<crate::mapping::Conflict>,
 }
 
 /// An observer that ignores everything.

@@ -684,14 +684,31 @@ impl Exec<'_> {
             )
             .into());
         }
-        let base_value = base.map(|b| eval(b, frame, "base")).transpose()?;
-        let (projected, source) = self.project(name, projection, frame, false).await?;
         let projector = self.project.projector(projection.mapping);
+        let base_value = match base {
+            Some(b) => eval(b, frame, "base")?,
+            None => self
+                .bases
+                .get(&projector.mapping.name)
+                .and_then(|b| serde_json::to_value(b).ok())
+                .unwrap_or(Value::Null),
+        };
+        let (projected, source) = self.project(name, projection, frame, false).await?;
         let inputs =
             json!({"mapping": projector.mapping.name, "target": projection.target.as_str()});
-        match base_value.filter(|b| !b.is_null()) {
+        match Some(base_value).filter(|b| !b.is_null()) {
             None => {
                 let changes = projector.diff(&projected, &current);
+                self.report_pair(
+                    &projector,
+                    projection.target,
+                    &source,
+                    &current,
+                    &changes,
+                    &[],
+                    None,
+                    &[],
+                );
                 let detail = serde_json::to_value(&changes).unwrap_or_default();
                 Ok(Done {
                     detail: Some(json!({"changes": detail})),
@@ -707,13 +724,32 @@ impl Exec<'_> {
                     crate::spec::common::Side::PartnerCenter => (&current, &source),
                 };
                 let lookups = self.lookups_for(name, projection, &source, false).await?;
-                let merge: Merge =
-                    crate::mapping::merge(&projector, pc, crm, Some(&base), &lookups, None)
-                        .map_err(|e| StepError::new("mapping", e.to_string()))?;
+                let newer = self.newer_side(&projector, pc, crm);
+                let merge: Merge = crate::mapping::merge_toward(
+                    &projector,
+                    pc,
+                    crm,
+                    Some(&base),
+                    &lookups,
+                    newer,
+                    projection.target,
+                )
+                .map_err(|e| StepError::new("mapping", e.to_string()))?;
                 let changes = match projection.target {
                     crate::spec::common::Side::Crm => &merge.to_crm,
                     crate::spec::common::Side::PartnerCenter => &merge.to_partner_center,
                 };
+                let pending: Vec<&str> = merge.pending.iter().map(String::as_str).collect();
+                self.report_pair(
+                    &projector,
+                    projection.target,
+                    &source,
+                    &current,
+                    changes,
+                    &pending,
+                    Some(&base),
+                    &merge.conflicts,
+                );
                 let detail = serde_json::to_value(&merge).unwrap_or_default();
                 Ok(Done {
                     detail: Some(detail),
@@ -721,6 +757,100 @@ impl Exec<'_> {
                 })
             }
         }
+    }
+}
+
+impl Exec<'_> {
+    /// The side modified last (policy `newest`): the referral's `updatedDateTime`
+    /// against the CRM entity's `modified_field`.
+    fn newer_side(
+        &self,
+        projector: &crate::mapping::Projector<'_>,
+        pc: &Value,
+        crm: &Value,
+    ) -> Option<crate::spec::common::Side> {
+        let crm_side = &projector.mapping.crm;
+        let field = self
+            .project
+            .connector(crm_side.connector)
+            .spec
+            .entities
+            .get(&crm_side.entity)
+            .and_then(|e| e.modified_field.clone())?;
+        let time = |v: Option<&Value>| {
+            v.and_then(Value::as_str)
+                .and_then(crate::domain::parse_time)
+        };
+        let pc_time = time(pc.get("updatedDateTime"))?;
+        let crm_time = time(crm.get(&field))?;
+        Some(if crm_time > pc_time {
+            crate::spec::common::Side::Crm
+        } else {
+            crate::spec::common::Side::PartnerCenter
+        })
+    }
+
+    /// Reports the pair a `diff` compared, with the base to keep once `applied`
+    /// is written to the target (rows still `pending` the other way, and
+    /// conflicts, keep their old base). Dry runs report nothing.
+    #[allow(clippy::too_many_arguments)]
+    fn report_pair(
+        &self,
+        projector: &crate::mapping::Projector<'_>,
+        target: crate::spec::common::Side,
+        source: &Value,
+        current: &Value,
+        applied: &[crate::mapping::Change],
+        pending: &[&str],
+        old: Option<&crate::mapping::Base>,
+        conflicts: &[crate::mapping::Conflict],
+    ) {
+        if self.dry_run {
+            return;
+        }
+        let mut written = current.clone();
+        for c in applied {
+            super::effects::write_field(&mut written, &c.key, c.new.clone());
+        }
+        let (pc, crm) = match target {
+            crate::spec::common::Side::Crm => (source, &written),
+            crate::spec::common::Side::PartnerCenter => (&written, source),
+        };
+        let mut base = crate::mapping::snapshot(projector, pc, crm);
+        let keep = pending
+            .iter()
+            .copied()
+            .chain(conflicts.iter().map(|c| c.label.as_str()));
+        for label in keep {
+            match old.and_then(|o| o.get(label)) {
+                Some(row) => {
+                    base.insert(label.to_string(), row.clone());
+                }
+                None => {
+                    base.remove(label);
+                }
+            }
+        }
+        let crm_side = &projector.mapping.crm;
+        let key = self
+            .project
+            .connector(crm_side.connector)
+            .key_field(&crm_side.entity);
+        let text = |v: Option<&Value>| {
+            v.and_then(|v| match v {
+                Value::String(s) if !s.is_empty() => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+        };
+        let pair = super::SyncedPair {
+            mapping: projector.mapping.name.clone(),
+            referral_id: text(pc.get("id")),
+            crm_id: text(crm.get(&key)),
+            base,
+            conflicts: conflicts.to_vec(),
+        };
+        self.observe(|o| o.synced(pair));
     }
 }
 

@@ -23,14 +23,7 @@ const OVERLAP: chrono::Duration = chrono::Duration::seconds(2);
 /// Most records read per poll and entity.
 const BATCH: u32 = 1000;
 
-/// Parses the time formats CRMs answer with (RFC 3339, or Salesforce's
-/// `2024-01-01T00:00:00.000+0000`).
-pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
+pub use crate::domain::parse_time;
 
 fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

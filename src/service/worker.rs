@@ -3,6 +3,7 @@
 //! record and an audit line, and complete the event — or schedule a retry with
 //! backoff, or dead-letter it once the attempts are spent.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,10 @@ use super::{Shared, blocking};
 use crate::compile::{CompiledFlow, CompiledProject, ConnectorId};
 use crate::record::RecordingObserver;
 use crate::runtime::trigger::trigger_from_event;
-use crate::runtime::{BoxFuture, ConnectorError, ConnectorSet, Interpreter, Request, RunOptions};
+use crate::runtime::{
+    BoxFuture, ConnectorError, ConnectorSet, Interpreter, Request, RunObserver, RunOptions,
+    StepRecord, SyncedPair, WriteRecord,
+};
 use crate::spec::flow::{RunStatus, TriggerSpec};
 use crate::store::{AuditEntry, Event, EventState};
 
@@ -95,12 +99,35 @@ pub(crate) async fn process(shared: &Arc<Shared>, event: Event) {
         project: &project,
         metrics: &shared.metrics,
     };
-    let mut observer = RecordingObserver::new();
+    let bases = match load_bases(shared, &project, &trigger).await {
+        Ok(b) => b,
+        Err(e) => {
+            finish_failed(
+                shared,
+                &event,
+                &flow.name,
+                &format!("cannot read the links: {e}"),
+                None,
+                None,
+            )
+            .await;
+            return;
+        }
+    };
+    let mut observer = Observer {
+        record: RecordingObserver::new(),
+        pairs: Vec::new(),
+    };
+    let options = RunOptions {
+        bases,
+        ..RunOptions::default()
+    };
     let outcome = Interpreter::new(&project, &counting)
-        .run(flow, trigger, &mut observer, RunOptions::default())
+        .run(flow, trigger, &mut observer, options)
         .await;
     let took = started.elapsed();
-    let record = observer.finish(&outcome);
+    let pairs = std::mem::take(&mut observer.pairs);
+    let record = observer.record.finish(&outcome);
     let run_id = record.run_id.clone();
     let (referral_id, crm_id) = sides(&project, &record.trigger, &record.writes);
     let summary = match (&record.status, &record.message, &record.error) {
@@ -124,9 +151,14 @@ pub(crate) async fn process(shared: &Arc<Shared>, event: Event) {
         run_id: Some(run_id.clone()),
         message: summary.clone(),
     };
+    let succeeded = outcome.status == RunStatus::Succeeded;
     let saved = blocking(&shared.config.store, move |s| {
         s.save_run(&record, Some(event.id))?;
-        s.audit(&entry)
+        s.audit(&entry)?;
+        if succeeded {
+            save_links(s, &pairs)?;
+        }
+        Ok(())
     })
     .await;
     if let Err(e) = saved {
@@ -241,4 +273,92 @@ impl ConnectorSet for Counting<'_> {
     fn writes(&self, connector: ConnectorId, operation: &str) -> bool {
         self.inner.writes(connector, operation)
     }
+}
+
+/// Records the run and collects what `diff` steps learnt about linked pairs.
+struct Observer {
+    record: RecordingObserver,
+    pairs: Vec<SyncedPair>,
+}
+
+impl RunObserver for Observer {
+    fn step(&mut self, record: StepRecord) {
+        self.record.step(record);
+    }
+    fn write(&mut self, record: WriteRecord) {
+        self.record.write(record);
+    }
+    fn call(&mut self, record: crate::runtime::observer::CallRecord) {
+        self.record.call(record);
+    }
+    fn synced(&mut self, pair: SyncedPair) {
+        self.pairs.push(pair);
+    }
+}
+
+/// The sync bases of the record an event is about, by mapping: links found by
+/// the referral id (Partner Center events) or the CRM record id (CRM changes).
+async fn load_bases(
+    shared: &Arc<Shared>,
+    project: &CompiledProject,
+    trigger: &Value,
+) -> Result<BTreeMap<String, crate::mapping::Base>, crate::store::StoreError> {
+    let referral = trigger
+        .get("resource_id")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let crm = trigger
+        .get("record_id")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mappings: Vec<String> = project.mappings.iter().map(|m| m.name.clone()).collect();
+    blocking(&shared.config.store, move |s| {
+        let mut out = BTreeMap::new();
+        for m in &mappings {
+            let link = match (&referral, &crm) {
+                (Some(r), _) => s.link_by_referral(m, r)?,
+                (None, Some(c)) => s.link_by_crm(m, c)?,
+                (None, None) => None,
+            };
+            if let Some(link) = link {
+                out.insert(m.clone(), link.base);
+            }
+        }
+        Ok(out)
+    })
+    .await
+}
+
+/// Stores the new bases of a successful run and parks its conflicts (once per
+/// open conflict of a field).
+fn save_links(
+    s: &crate::store::Store,
+    pairs: &[SyncedPair],
+) -> Result<(), crate::store::StoreError> {
+    for p in pairs {
+        let Some(referral) = p.referral_id.as_deref() else {
+            continue;
+        };
+        if let Err(e) = s.save_link(&p.mapping, referral, p.crm_id.as_deref(), &p.base) {
+            tracing::warn!(
+                referral,
+                crm = p.crm_id.as_deref().unwrap_or("-"),
+                "cannot save the link: {e}"
+            );
+        }
+        if p.conflicts.is_empty() {
+            continue;
+        }
+        let open = s.conflicts(false)?;
+        for c in &p.conflicts {
+            let parked = open
+                .iter()
+                .any(|o| o.mapping == p.mapping && o.referral_id == referral && o.field == c.label);
+            if !parked {
+                let id = s.park_conflict(&p.mapping, referral, p.crm_id.as_deref(), c)?;
+                tracing::warn!(conflict = id, referral, field = %c.label, "conflict parked for a person (`cosync conflicts`)");
+            }
+        }
+    }
+    Ok(())
 }

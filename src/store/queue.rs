@@ -129,18 +129,37 @@ fn finish((mut event, payload): (Event, String)) -> Result<Event, StoreError> {
 impl Store {
     /// Stores an event durably (the transaction is committed on return), unless it
     /// is a redelivery.
+    ///
+    /// An event says "this record changed: sync it", and flows read the record's
+    /// current state, so a new event supersedes the events of the same record and
+    /// flow still waiting (e.g. a retry scheduled for later): they are marked done
+    /// with `superseded by event N`, and the record is synced once, now, from its
+    /// latest state. Running events and dead letters are left alone.
     pub fn enqueue(&self, event: &NewEvent) -> Result<Enqueued, StoreError> {
-        let conn = self.conn()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
         let now = now();
-        let changed = conn.execute(
+        let changed = tx.execute(
             "INSERT OR IGNORE INTO events (source, record_key, dedupe_key, flow, payload, received_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
             params![event.source, event.record_key, event.dedupe_key, event.flow, event.payload.to_string(), now],
         )?;
-        Ok(if changed == 1 {
-            Enqueued::New(conn.last_insert_rowid())
-        } else {
-            Enqueued::Duplicate
-        })
+        if changed != 1 {
+            return Ok(Enqueued::Duplicate);
+        }
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "UPDATE events SET state = 'done', last_error = ?1, finished_at = ?2
+             WHERE record_key = ?3 AND flow IS ?4 AND state = 'queued' AND id < ?5",
+            params![
+                format!("superseded by event {id}"),
+                now,
+                event.record_key,
+                event.flow,
+                id
+            ],
+        )?;
+        tx.commit()?;
+        Ok(Enqueued::New(id))
     }
 
     /// Claims up to `limit` events that are due, at most one per record, never a

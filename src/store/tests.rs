@@ -34,12 +34,14 @@ fn redeliveries_are_ignored() {
 #[test]
 fn one_event_per_record_at_a_time_in_order() {
     let (_d, s) = store();
-    for (r, d) in [("a", "a-1"), ("a", "a-2"), ("b", "b-1")] {
+    for (r, d) in [("a", "a-1"), ("b", "b-1")] {
         let _ = s.enqueue(&event(r, d));
     }
     let first = s.claim(10).unwrap_or_default();
     let keys: Vec<&str> = first.iter().map(|e| e.dedupe_key.as_str()).collect();
     assert_eq!(keys, vec!["a-1", "b-1"]);
+    // a-2 arrives while a-1 runs: it is kept (a-1 is not waiting) and waits.
+    let _ = s.enqueue(&event("a", "a-2"));
     // a-2 waits until a-1 is done
     assert!(s.claim(10).unwrap_or_default().is_empty());
     let _ = s.complete(first[0].id, Some("run-1"));
@@ -66,9 +68,7 @@ fn failures_retry_then_dead_letter_then_replay() {
         Some(std::time::Duration::from_secs(3600)),
     );
     assert!(s.claim(1).unwrap_or_default().is_empty());
-    // a later event of the same record must wait behind it
-    let _ = s.enqueue(&event("a", "a-2"));
-    assert!(s.claim(1).unwrap_or_default().is_empty());
+    // (a later event of the same record would supersede it: see below)
     let _ = s.fail(e.id, "gave up: 503", None, None);
     let dead = s.events(EventState::Dead, 10).unwrap_or_default();
     assert_eq!(dead.len(), 1);
@@ -124,4 +124,30 @@ fn links_keep_the_base_and_conflicts_are_parked() {
     assert_eq!(resolved.and_then(|c| c.resolution), Some("crm".into()));
     assert!(s.conflicts(false).unwrap_or_default().is_empty());
     assert!(s.resolve_conflict(id, "crm").is_err());
+}
+
+#[test]
+fn a_new_event_supersedes_the_waiting_ones_of_its_record() {
+    let (_d, s) = store();
+    let _ = s.enqueue(&event("a", "a-1"));
+    let e = s.claim(1).unwrap_or_default().remove(0);
+    // a-1 fails and waits for its retry; a-2 and a-3 arrive.
+    let _ = s.fail(
+        e.id,
+        "boom",
+        None,
+        Some(std::time::Duration::from_secs(3600)),
+    );
+    let _ = s.enqueue(&event("b", "b-1"));
+    let _ = s.enqueue(&event("a", "a-2"));
+    let _ = s.enqueue(&event("a", "a-3"));
+    let claimed = s.claim(10).unwrap_or_default();
+    let keys: Vec<&str> = claimed.iter().map(|e| e.dedupe_key.as_str()).collect();
+    assert_eq!(keys, vec!["b-1", "a-3"], "a-1 and a-2 were superseded");
+    let old = s.event(e.id).ok().flatten();
+    assert_eq!(old.as_ref().map(|e| e.state), Some(EventState::Done));
+    assert!(
+        old.and_then(|e| e.last_error)
+            .is_some_and(|m| m.starts_with("superseded by event"))
+    );
 }

@@ -1,0 +1,613 @@
+//! The scenarios, step by step, for each CRM.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::{Admin, Crm, StepResult};
+
+/// The "new deal" Microsoft shares: the shipped test fixture, as Partner Center
+/// would hold it before the partner sees it.
+const NEW_DEAL: &str = include_str!("../../mappings/tests/fixtures/referral-new-shared.json");
+
+const TO_PC: &str = "CRM → Partner Center";
+const TO_CRM: &str = "Partner Center → CRM";
+
+/// Polls `check` every 50 ms until it yields a value or `timeout` passes.
+async fn wait_for<F, Fut>(timeout: Duration, mut check: F) -> Result<(Duration, Value), String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<Value>, String>>,
+{
+    let started = Instant::now();
+    let mut last_error = None;
+    while started.elapsed() < timeout {
+        match check().await {
+            Ok(Some(v)) => return Ok((started.elapsed(), v)),
+            Ok(None) => {}
+            Err(e) => last_error = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(match last_error {
+        Some(e) => format!("not synced within {timeout:?} (last error: {e})"),
+        None => format!("not synced within {timeout:?}"),
+    })
+}
+
+fn text<'v>(v: &'v Value, pointer: &str) -> Option<&'v str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+fn number(v: &Value, pointer: &str) -> Option<f64> {
+    match v.pointer(pointer)? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The new deal's body, without what the server assigns.
+fn new_deal(name: &str) -> Result<Value, String> {
+    let mut r: Value = serde_json::from_str(NEW_DEAL).map_err(|e| e.to_string())?;
+    if let Some(o) = r.as_object_mut() {
+        for k in [
+            "id",
+            "eTag",
+            "engagementId",
+            "createdDateTime",
+            "updatedDateTime",
+            "acceptedDateTime",
+            "expirationDateTime",
+            "closedDateTime",
+            "links",
+            "organizationId",
+            "organizationName",
+            "externalReferenceId",
+            "statusReason",
+        ] {
+            o.remove(k);
+        }
+        o.insert("name".into(), json!(name));
+    }
+    Ok(r)
+}
+
+/// One step's outcome.
+struct Recorder {
+    crm: Crm,
+    results: Vec<StepResult>,
+}
+
+impl Recorder {
+    fn record(
+        &mut self,
+        scenario: u8,
+        action: &str,
+        direction: &str,
+        outcome: Result<(Duration, String), String>,
+    ) -> bool {
+        let (ok, took, detail) = match outcome {
+            Ok((took, detail)) => (true, took, detail),
+            Err(e) => (false, Duration::ZERO, e),
+        };
+        self.results.push(StepResult {
+            crm: self.crm,
+            scenario,
+            action: action.to_string(),
+            direction: direction.to_string(),
+            ok,
+            took,
+            detail,
+        });
+        ok
+    }
+}
+
+/// Plays both scenarios against one CRM; a failed step ends its scenario.
+pub async fn play(admin: &Admin, crm: Crm, timeout: Duration) -> Vec<StepResult> {
+    let mut rec = Recorder {
+        crm,
+        results: Vec::new(),
+    };
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..6].to_string();
+    match crm {
+        Crm::Dynamics365 => {
+            dynamics365_to_pc(admin, &mut rec, timeout, &tag).await;
+            pc_to_dynamics365(admin, &mut rec, timeout, &tag).await;
+        }
+        Crm::Salesforce => {
+            salesforce_to_pc(admin, &mut rec, timeout, &tag).await;
+            pc_to_salesforce(admin, &mut rec, timeout, &tag).await;
+        }
+    }
+    rec.results
+}
+
+/// The referral whose `externalReferenceId` is `id`.
+async fn referral_for(admin: &Admin, id: &str) -> Result<Option<Value>, String> {
+    Ok(admin
+        .referrals()
+        .await?
+        .into_iter()
+        .find(|r| text(r, "/externalReferenceId") == Some(id)))
+}
+
+async fn referral(admin: &Admin, id: &str) -> Result<Value, String> {
+    admin.get(&format!("partner_center/referrals/{id}")).await
+}
+
+fn solutions(r: &Value) -> Vec<String> {
+    r.pointer("/details/requirements/solutions")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| text(s, "/id").map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn dynamics365_to_pc(admin: &Admin, rec: &mut Recorder, timeout: Duration, tag: &str) {
+    let setup = async {
+        let currency = admin
+            .post("dataverse/transactioncurrencies", &json!({"isocurrencycode": "USD", "currencyname": "US Dollar", "currencysymbol": "$", "currencyprecision": 2, "exchangerate": 1}))
+            .await;
+        let currency = match currency {
+            Ok(c) => c,
+            // Already there from an earlier run against the same sandbox.
+            Err(_) => admin
+                .dataverse("transactioncurrencies", "isocurrencycode eq 'USD'")
+                .await?
+                .into_iter()
+                .next()
+                .ok_or("no USD currency")?,
+        };
+        let account = admin
+            .post("dataverse/accounts", &json!({"name": "Tailspin Toys", "address1_line1": "20 Station Road", "address1_city": "Cambridge", "address1_postalcode": "CB1 2JD", "address1_country": "GB"}))
+            .await?;
+        let account_id = text(&account, "/accountid")
+            .ok_or("the account has no id")?
+            .to_string();
+        let contact = admin
+            .post("dataverse/contacts", &json!({"firstname": "Jonas", "lastname": "Hasselberg", "emailaddress1": "jonas@tailspintoys.example", "telephone1": "+44 1223 555 0101", "parentcustomerid_account@odata.bind": format!("/accounts({account_id})")}))
+            .await?;
+        let contact_id = text(&contact, "/contactid")
+            .ok_or("the contact has no id")?
+            .to_string();
+        let currency_id = text(&currency, "/transactioncurrencyid")
+            .ok_or("the currency has no id")?
+            .to_string();
+        Ok::<_, String>((account_id, contact_id, currency_id))
+    };
+    let (account_id, contact_id, currency_id) = match setup.await {
+        Ok(ids) => ids,
+        Err(e) => {
+            rec.record(1, "Set up the customer account and contact", TO_PC, Err(e));
+            return;
+        }
+    };
+    let started = Instant::now();
+    let created = admin
+        .post(
+            "dataverse/opportunities",
+            &json!({
+                "name": format!("Tailspin Toys - Copilot adoption {tag}"),
+                "description": "Roll out Microsoft 365 Copilot with an adoption program.",
+                "estimatedvalue": 180000,
+                "isrevenuesystemcalculated": false,
+                "estimatedclosedate": "2027-03-31",
+                "customerid_account@odata.bind": format!("/accounts({account_id})"),
+                "parentcontactid@odata.bind": format!("/contacts({contact_id})"),
+                "transactioncurrencyid@odata.bind": format!("/transactioncurrencies({currency_id})"),
+                "cosell_syncwithpartnercenter": true,
+                "cosell_howcanmicrosofthelp": 100000003,
+                "cosell_products": "SOL-24680-TTY, SOL-13579-CPA",
+                "cosell_referralvisibility": true
+            }),
+        )
+        .await;
+    let opp_id = match created
+        .as_ref()
+        .ok()
+        .and_then(|o| text(o, "/opportunityid"))
+    {
+        Some(id) => id.to_string(),
+        None => {
+            rec.record(
+                1,
+                "Opportunity created with Sync = Yes",
+                TO_PC,
+                Err(created.err().unwrap_or_else(|| "no opportunity id".into())),
+            );
+            return;
+        }
+    };
+    // Synced = the referral exists and the opportunity carries its identifier.
+    let found = wait_for(timeout, || async {
+        let Some(r) = referral_for(admin, &opp_id).await? else {
+            return Ok(None);
+        };
+        let o = admin
+            .get(&format!("dataverse/opportunities({opp_id})"))
+            .await?;
+        Ok(text(&o, "/cosell_referralidentifier")
+            .is_some()
+            .then_some(r))
+    })
+    .await;
+    let ok = rec.record(
+        1,
+        "Opportunity created with Sync = Yes, help option, solutions",
+        TO_PC,
+        found.map(|(_, r)| {
+            (
+                started.elapsed(),
+                format!(
+                    "referral {} ({}/{}), deal value {}, solutions {}",
+                    text(&r, "/id").unwrap_or("?"),
+                    text(&r, "/status").unwrap_or("?"),
+                    text(&r, "/substatus").unwrap_or("?"),
+                    number(&r, "/details/dealValue").unwrap_or_default(),
+                    solutions(&r).join(", ")
+                ),
+            )
+        }),
+    );
+    if !ok {
+        return;
+    }
+    let started = Instant::now();
+    admin.settle(timeout).await;
+    if let Err(e) = admin
+        .patch(
+            &format!("dataverse/opportunities({opp_id})"),
+            &json!({"estimatedvalue": 240000}),
+        )
+        .await
+    {
+        rec.record(1, "CRM edit: estimated revenue 240,000", TO_PC, Err(e));
+        return;
+    }
+    let updated = wait_for(timeout, || async {
+        Ok(referral_for(admin, &opp_id)
+            .await?
+            .filter(|r| number(r, "/details/dealValue") == Some(240000.0)))
+    })
+    .await;
+    rec.record(
+        1,
+        "CRM edit: estimated revenue 240,000",
+        TO_PC,
+        updated.map(|_| (started.elapsed(), "referral deal value 240000".to_string())),
+    );
+}
+
+async fn pc_to_dynamics365(admin: &Admin, rec: &mut Recorder, timeout: Duration, tag: &str) {
+    let name = format!("Contoso - Azure data platform migration {tag}");
+    let check = |referral_id: String| {
+        move || {
+            let referral_id = referral_id.clone();
+            async move {
+                let rows = admin
+                    .dataverse(
+                        "opportunities",
+                        &format!("cosell_referralidentifier eq '{referral_id}'"),
+                    )
+                    .await?;
+                Ok(rows.into_iter().next())
+            }
+        }
+    };
+    pc_to_crm(admin, rec, timeout, &name, check, |o| {
+        let filled = ["/cosell_referrallink", "/cosell_products", "/cosell_audit", "/cosell_lastsyncedon"]
+            .iter()
+            .all(|p| o.pointer(p).is_some_and(|v| !v.is_null()))
+            && o.pointer("/cosell_howcanmicrosofthelp").is_some_and(|v| !v.is_null());
+        filled.then(|| {
+            format!(
+                "opportunity {} with Referral Link, How can Microsoft help {}, Products {}, Audit, synced mark",
+                text(o, "/opportunityid").unwrap_or("?"),
+                o.pointer("/cosell_howcanmicrosofthelp").cloned().unwrap_or_default(),
+                text(o, "/cosell_products").unwrap_or("?")
+            )
+        })
+    }, |o| number(o, "/estimatedvalue") == Some(99000.0) && text(o, "/estimatedclosedate").is_some_and(|d| d.starts_with("2027-01-29")),
+       |o| number(o, "/statecode") == Some(1.0))
+    .await;
+}
+
+async fn salesforce_to_pc(admin: &Admin, rec: &mut Recorder, timeout: Duration, tag: &str) {
+    let setup = async {
+        let account = admin
+            .post("salesforce/Account", &json!({"Name": "Tailspin Toys", "BillingStreet": "20 Station Road", "BillingCity": "Cambridge", "BillingPostalCode": "CB1 2JD", "BillingCountry": "GB"}))
+            .await?;
+        let account_id = text(&account, "/id")
+            .or_else(|| text(&account, "/Id"))
+            .ok_or("the account has no id")?
+            .to_string();
+        let contact = admin
+            .post("salesforce/Contact", &json!({"FirstName": "Jonas", "LastName": "Hasselberg", "Email": "jonas@tailspintoys.example", "Phone": "+44 1223 555 0101", "AccountId": account_id}))
+            .await?;
+        let contact_id = text(&contact, "/id")
+            .or_else(|| text(&contact, "/Id"))
+            .ok_or("the contact has no id")?
+            .to_string();
+        Ok::<_, String>((account_id, contact_id))
+    };
+    let (account_id, contact_id) = match setup.await {
+        Ok(ids) => ids,
+        Err(e) => {
+            rec.record(1, "Set up the customer account and contact", TO_PC, Err(e));
+            return;
+        }
+    };
+    let started = Instant::now();
+    let created = admin
+        .post(
+            "salesforce/Opportunity",
+            &json!({
+                "Name": format!("Tailspin Toys - Copilot adoption {tag}"),
+                "Description": "Roll out Microsoft 365 Copilot with an adoption program.",
+                "Amount": 180000,
+                "CurrencyIsoCode": "USD",
+                "CloseDate": "2027-03-31",
+                "StageName": "Needs Analysis",
+                "AccountId": account_id,
+                "Sync_with_Partner_Center__c": true,
+                "How_can_Microsoft_help__c": "Quotes or licensing",
+                "Products__c": "SOL-24680-TTY, SOL-13579-CPA"
+            }),
+        )
+        .await;
+    let opp_id = match created
+        .as_ref()
+        .ok()
+        .and_then(|o| text(o, "/id").or_else(|| text(o, "/Id")))
+    {
+        Some(id) => id.to_string(),
+        None => {
+            rec.record(
+                1,
+                "Opportunity created with Sync = Yes",
+                TO_PC,
+                Err(created.err().unwrap_or_else(|| "no opportunity id".into())),
+            );
+            return;
+        }
+    };
+    if let Err(e) = admin
+        .post("salesforce/OpportunityContactRole", &json!({"OpportunityId": opp_id, "ContactId": contact_id, "IsPrimary": true, "Role": "Decision Maker"}))
+        .await
+    {
+        rec.record(1, "Set up the opportunity's contact role", TO_PC, Err(e));
+        return;
+    }
+    // Synced = the referral exists and the opportunity carries its identifier.
+    let found = wait_for(timeout, || async {
+        let Some(r) = referral_for(admin, &opp_id).await? else {
+            return Ok(None);
+        };
+        let o = admin
+            .get(&format!("salesforce/Opportunity/{opp_id}"))
+            .await?;
+        Ok(text(&o, "/Referral_Identifier__c").is_some().then_some(r))
+    })
+    .await;
+    let ok = rec.record(
+        1,
+        "Opportunity created with Sync = Yes, help option, solutions",
+        TO_PC,
+        found.map(|(_, r)| {
+            (
+                started.elapsed(),
+                format!(
+                    "referral {} ({}/{}), deal value {}, solutions {}",
+                    text(&r, "/id").unwrap_or("?"),
+                    text(&r, "/status").unwrap_or("?"),
+                    text(&r, "/substatus").unwrap_or("?"),
+                    number(&r, "/details/dealValue").unwrap_or_default(),
+                    solutions(&r).join(", ")
+                ),
+            )
+        }),
+    );
+    if !ok {
+        return;
+    }
+    let started = Instant::now();
+    admin.settle(timeout).await;
+    if let Err(e) = admin
+        .patch(
+            &format!("salesforce/Opportunity/{opp_id}"),
+            &json!({"Amount": 240000}),
+        )
+        .await
+    {
+        rec.record(1, "CRM edit: amount 240,000", TO_PC, Err(e));
+        return;
+    }
+    let updated = wait_for(timeout, || async {
+        Ok(referral_for(admin, &opp_id)
+            .await?
+            .filter(|r| number(r, "/details/dealValue") == Some(240000.0)))
+    })
+    .await;
+    rec.record(
+        1,
+        "CRM edit: amount 240,000",
+        TO_PC,
+        updated.map(|_| (started.elapsed(), "referral deal value 240000".to_string())),
+    );
+}
+
+async fn pc_to_salesforce(admin: &Admin, rec: &mut Recorder, timeout: Duration, tag: &str) {
+    let name = format!("Contoso - Azure data platform migration {tag}");
+    let check = |referral_id: String| {
+        move || {
+            let referral_id = referral_id.clone();
+            async move {
+                let rows = admin.salesforce("Opportunity").await?;
+                Ok(rows
+                    .into_iter()
+                    .find(|o| text(o, "/Referral_Identifier__c") == Some(referral_id.as_str())))
+            }
+        }
+    };
+    pc_to_crm(admin, rec, timeout, &name, check, |o| {
+        let filled = ["/Referral_Link__c", "/Products__c", "/Audit__c", "/How_can_Microsoft_help__c", "/Last_Synced_With_Partner_Center__c"]
+            .iter()
+            .all(|p| o.pointer(p).is_some_and(|v| !v.is_null()));
+        filled.then(|| {
+            format!(
+                "opportunity {} with Referral Link, How can Microsoft help {}, Products {}, Audit, synced mark",
+                text(o, "/Id").unwrap_or("?"),
+                text(o, "/How_can_Microsoft_help__c").unwrap_or("?"),
+                text(o, "/Products__c").unwrap_or("?")
+            )
+        })
+    }, |o| number(o, "/Amount") == Some(99000.0) && text(o, "/CloseDate").is_some_and(|d| d.starts_with("2027-01-29")),
+       |o| o.pointer("/IsWon") == Some(&json!(true)) || text(o, "/StageName") == Some("Closed Won"))
+    .await;
+}
+
+/// Scenario 2 for any CRM: `find(referral_id)` builds a poll for the CRM record
+/// linked to the referral; `filled` checks the co-sell fields, `updated` the
+/// deal value and close date, `won` the closure.
+#[allow(clippy::too_many_arguments)]
+async fn pc_to_crm<Find, Poll, Fut>(
+    admin: &Admin,
+    rec: &mut Recorder,
+    timeout: Duration,
+    name: &str,
+    find: Find,
+    filled: impl Fn(&Value) -> Option<String>,
+    updated: impl Fn(&Value) -> bool,
+    won: impl Fn(&Value) -> bool,
+) where
+    Find: Fn(String) -> Poll,
+    Poll: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<Value>, String>>,
+{
+    let started = Instant::now();
+    let body = match new_deal(name) {
+        Ok(b) => b,
+        Err(e) => {
+            rec.record(2, "New deal shared in Partner Center", TO_CRM, Err(e));
+            return;
+        }
+    };
+    let created = admin.post("partner_center/referrals", &body).await;
+    let referral_id = match created.as_ref().ok().and_then(|r| text(r, "/id")) {
+        Some(id) => id.to_string(),
+        None => {
+            rec.record(
+                2,
+                "New deal shared in Partner Center",
+                TO_CRM,
+                Err(created.err().unwrap_or_else(|| "no referral id".into())),
+            );
+            return;
+        }
+    };
+    let mut poll = find(referral_id.clone());
+    let arrived = wait_for(timeout, || {
+        let fut = poll();
+        let filled = &filled;
+        async move { Ok(fut.await?.filter(|o| filled(o).is_some())) }
+    })
+    .await;
+    let ok = rec.record(
+        2,
+        "New deal shared in Partner Center",
+        TO_CRM,
+        arrived.map(|(_, o)| (started.elapsed(), filled(&o).unwrap_or_default())),
+    );
+    if !ok {
+        return;
+    }
+    // The partner accepts the referral with a new deal value and close date.
+    let started = Instant::now();
+    admin.settle(timeout).await;
+    let accepted = admin
+        .patch(
+            &format!("partner_center/referrals/{referral_id}"),
+            &json!({"status": "Active", "substatus": "Accepted", "details": {"dealValue": 99000, "closingDateTime": "2027-01-29T00:00:00Z"}}),
+        )
+        .await;
+    if let Err(e) = accepted {
+        rec.record(
+            2,
+            "Accepted; deal value 99,000, close date 2027-01-29",
+            TO_CRM,
+            Err(e),
+        );
+        return;
+    }
+    let mut poll = find(referral_id.clone());
+    let arrived = wait_for(timeout, || {
+        let fut = poll();
+        let updated = &updated;
+        async move { Ok(fut.await?.filter(|o| updated(o))) }
+    })
+    .await;
+    let ok = rec.record(
+        2,
+        "Accepted; deal value 99,000, close date 2027-01-29",
+        TO_CRM,
+        arrived.map(|_| {
+            (
+                started.elapsed(),
+                "opportunity value 99000, close date 2027-01-29".into(),
+            )
+        }),
+    );
+    if !ok {
+        return;
+    }
+    let started = Instant::now();
+    admin.settle(timeout).await;
+    if let Err(e) = admin
+        .patch(
+            &format!("partner_center/referrals/{referral_id}"),
+            &json!({"status": "Closed", "substatus": "Won"}),
+        )
+        .await
+    {
+        rec.record(2, "Won in Partner Center", TO_CRM, Err(e));
+        return;
+    }
+    let mut poll = find(referral_id.clone());
+    let arrived = wait_for(timeout, || {
+        let fut = poll();
+        let won = &won;
+        async move { Ok(fut.await?.filter(|o| won(o))) }
+    })
+    .await;
+    let closed = match &arrived {
+        Ok(_) => referral(admin, &referral_id).await.ok(),
+        Err(_) => None,
+    };
+    rec.record(
+        2,
+        "Won in Partner Center",
+        TO_CRM,
+        arrived.map(|_| {
+            (
+                started.elapsed(),
+                format!(
+                    "opportunity won (referral {}/{})",
+                    closed
+                        .as_ref()
+                        .and_then(|r| text(r, "/status"))
+                        .unwrap_or("?"),
+                    closed
+                        .as_ref()
+                        .and_then(|r| text(r, "/substatus"))
+                        .unwrap_or("?")
+                ),
+            )
+        }),
+    );
+}
