@@ -1,7 +1,9 @@
 //! The admin API under `/_sandbox/` (admin listener, no authentication): reset, seed,
 //! the request log and writes, webhook deliveries, fault rules, settings, token
-//! expiry, the signing certificate, and edits "as a user would" that raise webhooks,
-//! change tracking and modstamps exactly like real edits.
+//! expiry, the signing certificate (and signatures of arbitrary bodies, to test
+//! receivers with signed payloads Partner Center would never send), and edits "as a
+//! user would" that raise webhooks, change tracking and modstamps exactly like real
+//! edits.
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -32,6 +34,7 @@ pub fn router(sandbox: Sandbox) -> Router {
         .route("/_sandbox/", get(info))
         .route("/_sandbox/certificate.cer", get(certificate_der))
         .route("/_sandbox/certificate.pem", get(certificate_pem))
+        .route("/_sandbox/sign", post(sign))
         .route("/_sandbox/reset", post(reset))
         .route("/_sandbox/seed", post(seed_records))
         .route("/_sandbox/requests", get(requests).delete(clear_requests))
@@ -109,6 +112,22 @@ async fn certificate_pem(State(sandbox): State<Sandbox>) -> Response {
         sandbox.inner.signer.pem().to_owned(),
     )
         .into_response()
+}
+
+/// Signs the raw request body as webhook deliveries are signed; answers the
+/// headers a delivery of exactly that body carries.
+async fn sign(State(sandbox): State<Sandbox>, bytes: Bytes) -> Result<Json<Value>, ApiError> {
+    let signature = sandbox
+        .inner
+        .signer
+        .sign(&bytes)
+        .map_err(|e| admin_error(StatusCode::INTERNAL_SERVER_ERROR, "sign_failed", e))?;
+    Ok(Json(json!({"headers": {
+        "content-type": "application/json; charset=utf-8",
+        "authorization": format!("Signature {signature}"),
+        "x-ms-certificate-url": sandbox.certificate_url(),
+        "x-ms-signature-algorithm": "rsa-sha256",
+    }})))
 }
 
 /// Empties every service and re-applies the base data and the `--seed` documents.

@@ -2,7 +2,9 @@
 //! webhooks host, `ResourceChangeUtcDate` with 7 fractional digits and `+00:00`), signed
 //! RSA-SHA256 over the raw body, POSTed in the background and retried with doubling
 //! backoff up to the policy's attempt limit (10, as Partner Center), then recorded as
-//! failed. Every delivery is listed by `GET /_sandbox/deliveries`.
+//! failed. Every delivery is listed by `GET /_sandbox/deliveries`, with the exact
+//! body and the headers it was sent with (signature included), so a test can
+//! redeliver it as Partner Center would.
 
 use std::time::{Duration, Instant};
 
@@ -49,6 +51,9 @@ pub(crate) struct Delivery {
     pub(crate) attempts: Vec<Attempt>,
     /// The signed body, as sent.
     pub(crate) body: Value,
+    /// The headers it is sent with (content type, signature, certificate URL,
+    /// algorithm), once signed.
+    pub(crate) headers: Option<serde_json::Map<String, Value>>,
 }
 
 /// A delivery to run in the background.
@@ -133,6 +138,7 @@ pub(crate) fn enqueue(
         last_status: None,
         attempts: Vec::new(),
         body: body.clone(),
+        headers: None,
     });
     while core.deliveries.len() > KEEP_DELIVERIES {
         core.deliveries.pop_front();
@@ -162,19 +168,32 @@ async fn run(sandbox: Sandbox, job: Job) {
             return;
         }
     };
+    let headers = [
+        ("content-type", "application/json; charset=utf-8".to_owned()),
+        (job.signature_header, format!("Signature {signature}")),
+        ("x-ms-certificate-url", sandbox.certificate_url()),
+        ("x-ms-signature-algorithm", "rsa-sha256".to_owned()),
+    ];
+    sandbox.with_core(|core| {
+        if let Some(delivery) = core.deliveries.iter_mut().find(|d| d.id == job.id) {
+            delivery.headers = Some(
+                headers
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+                    .collect(),
+            );
+        }
+    });
     let mut shutdown = sandbox.inner.stop.subscribe();
     let mut backoff = Duration::from_millis(job.policy.initial_backoff_ms);
     let attempts = job.policy.max_attempts.max(1);
     for attempt in 1..=attempts {
         let started = Instant::now();
-        let request = sandbox
-            .inner
-            .http
-            .post(&job.url)
-            .header("content-type", "application/json; charset=utf-8")
-            .header(job.signature_header, format!("Signature {signature}"))
-            .header("x-ms-certificate-url", sandbox.certificate_url())
-            .header("x-ms-signature-algorithm", "rsa-sha256")
+        let mut request = sandbox.inner.http.post(&job.url);
+        for (name, value) in &headers {
+            request = request.header(*name, value);
+        }
+        let request = request
             .timeout(Duration::from_millis(job.policy.timeout_ms.max(1)))
             .body(job.body.clone())
             .send();

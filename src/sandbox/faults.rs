@@ -196,9 +196,13 @@ impl Faults {
 }
 
 /// A uniform random number in [0, 1).
+///
+/// From the 48 bits in front of a v4 UUID's version nibble, which are all
+/// random (its low 64 bits begin with the fixed variant bits `10`, which would
+/// keep every roll in [0.5, 0.75)).
 pub(crate) fn roll() -> f64 {
-    let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
-    bits as f64 / (1u64 << 53) as f64
+    let bits = (uuid::Uuid::new_v4().as_u128() >> 80) as u64;
+    bits as f64 / (1u64 << 48) as f64
 }
 
 #[cfg(test)]
@@ -224,6 +228,38 @@ mod tests {
         assert!(serde_json::from_str::<FaultRule>(r#"{"kind":"boom"}"#).is_err());
         assert!(FaultRule::from_json(serde_json::json!({"kind": "drop", "bogus": 1})).is_err());
         assert!(FaultRule::from_json(serde_json::json!({"kind": "latency", "ms": 5})).is_ok());
+    }
+
+    #[test]
+    fn rolls_cover_the_whole_unit_interval() {
+        let rolls: Vec<f64> = (0..2000).map(|_| roll()).collect();
+        assert!(rolls.iter().all(|r| (0.0..1.0).contains(r)));
+        for (low, high) in [(0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)] {
+            let n = rolls.iter().filter(|r| (low..high).contains(*r)).count();
+            assert!(
+                (300..700).contains(&n),
+                "{n} of 2000 rolls in [{low}, {high})"
+            );
+        }
+        // A rule at rate 0.3 affects about 30% of the requests.
+        let mut faults = Faults::default();
+        faults.add(FaultRule {
+            id: None,
+            service: None,
+            method: None,
+            path_prefix: None,
+            kind: FaultKind::Drop,
+            rate: 0.3,
+            count: None,
+        });
+        let hits = (0..2000)
+            .filter(|_| {
+                faults
+                    .pick(Service::Dataverse, "GET", "/", roll())
+                    .is_some()
+            })
+            .count();
+        assert!((450..750).contains(&hits), "{hits} of 2000 at rate 0.3");
     }
 
     #[test]
