@@ -20,28 +20,12 @@ pub(super) fn run(args: &DemoArgs, color: bool) -> Outcome {
     if std::env::var_os("COSYNC_LOG").is_some() {
         service_setup::init_logging(false);
     }
-    let dir = match tempfile::tempdir() {
+    let (_dir, target) = match embedded_project() {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: cannot create a temporary folder: {e}");
+            eprintln!("error: {e}");
             return Outcome::Usage;
         }
-    };
-    for (path, text) in crate::demo::embedded::FILES {
-        let target = dir.path().join(path);
-        let written = target
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&target, text));
-        if let Err(e) = written {
-            eprintln!("error: cannot write {}: {e}", target.display());
-            return Outcome::Usage;
-        }
-    }
-    let target = ServiceTarget {
-        project: dir.path().to_path_buf(),
-        env: Some("sandbox".into()),
-        state: None,
     };
     let crms: Vec<Crm> = match args.crm {
         Some(DemoCrm::Dynamics365) => vec![Crm::Dynamics365],
@@ -66,7 +50,7 @@ pub(super) fn run(args: &DemoArgs, color: bool) -> Outcome {
         for crm in &crms {
             let project = service_setup::load(&target, color)
                 .map_err(|_| "the embedded project does not load".to_string())?;
-            let phase = phase(project, &target, &urls, *crm, &admin, timeout, args.format).await;
+            let phase = phase(project, &urls, *crm, &admin, timeout, args.format).await;
             match phase {
                 Ok(r) => results.extend(r),
                 Err(e) => {
@@ -103,7 +87,6 @@ pub(super) fn run(args: &DemoArgs, color: bool) -> Outcome {
 /// One CRM: its own service and state; the other CRM's flows disabled.
 async fn phase(
     mut project: crate::compile::CompiledProject,
-    target: &ServiceTarget,
     urls: &crate::sandbox::SandboxUrls,
     crm: Crm,
     admin: &Admin,
@@ -119,19 +102,7 @@ async fn phase(
             f.enabled = false;
         }
     }
-    // SAFETY of the override: `open` reads COSYNC_SANDBOX; the demo passes its own sandbox.
-    let set = crate::connector::HttpConnectorSet::for_sandbox(
-        &project,
-        &super::environment::endpoints(urls),
-    )
-    .map_err(|e| e.to_string())?;
-    let opened = Opened {
-        project: Arc::new(project),
-        env: target.env.clone().unwrap_or_else(|| "sandbox".into()),
-        set: Arc::new(set),
-        sandbox_urls: Some(urls.clone()),
-        sandbox: None,
-    };
+    let opened = sandbox_opened(project, urls)?;
     let state_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store = service_setup::open_store(&state_dir.path().join("state.db"))?;
     let mut config = service_setup::service_config(
@@ -206,4 +177,43 @@ fn table(results: &[StepResult]) -> String {
         failed
     ));
     out
+}
+
+/// The shipped project written to a temporary folder (kept alive by the
+/// returned guard), as a target of the `sandbox` environment.
+pub(super) fn embedded_project() -> Result<(tempfile::TempDir, ServiceTarget), String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temporary folder: {e}"))?;
+    for (path, text) in crate::demo::embedded::FILES {
+        let target = dir.path().join(path);
+        target
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&target, text))
+            .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+    }
+    let target = ServiceTarget {
+        project: dir.path().to_path_buf(),
+        env: Some("sandbox".into()),
+        state: None,
+    };
+    Ok((dir, target))
+}
+
+/// `project` connected to the sandbox at `urls`.
+pub(super) fn sandbox_opened(
+    project: crate::compile::CompiledProject,
+    urls: &crate::sandbox::SandboxUrls,
+) -> Result<Opened, String> {
+    let set = crate::connector::HttpConnectorSet::for_sandbox(
+        &project,
+        &super::environment::endpoints(urls),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Opened {
+        project: Arc::new(project),
+        env: "sandbox".into(),
+        set: Arc::new(set),
+        sandbox_urls: Some(urls.clone()),
+        sandbox: None,
+    })
 }

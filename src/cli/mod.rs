@@ -2,6 +2,7 @@
 //! an exit status in one place: 0 success, 1 problems found, 2 usage or I/O errors.
 
 pub mod args;
+mod bench_cmd;
 mod conflicts_cmd;
 mod demo_cmd;
 mod environment;
@@ -69,17 +70,12 @@ pub fn main() -> ExitCode {
         Command::Sandbox(a) => sandbox_cmd::run(&a),
         Command::Serve(a) => serve_cmd::run(&a, color),
         Command::Demo(a) => demo_cmd::run(&a, color),
+        Command::Bench(a) => bench_cmd::run(&a, color),
         Command::Webhooks(c) => webhooks_cmd::run(&c, color),
         Command::Runs(c) => runs_cmd::run(&c, color),
         Command::Replay(a) => replay_cmd::run(&a, color),
         Command::Conflicts(c) => conflicts_cmd::run(&c, color),
         Command::Sync(a) => sync_cmd::run(&a, color),
-        _ => todo_commands(),
     };
     ExitCode::from(outcome.code())
-}
-
-fn todo_commands() -> Outcome {
-    eprintln!("error: this command is not available yet");
-    Outcome::Usage
 }

@@ -388,4 +388,20 @@ impl Sandbox {
     pub fn certificate_url(&self) -> String {
         format!("{}/_sandbox/certificate.cer", self.inner.urls.admin)
     }
+
+    /// The headers the sandbox sends with a webhook whose body is `body`
+    /// (`Authorization: Signature …`, certificate URL, algorithm): what the
+    /// service benchmark uses to drive signed events at a chosen rate.
+    pub fn webhook_headers(&self, body: &[u8]) -> Result<Vec<(&'static str, String)>, String> {
+        let signature = self.inner.signer.sign(body)?;
+        Ok(vec![
+            (
+                "content-type",
+                "application/json; charset=utf-8".to_string(),
+            ),
+            ("authorization", format!("Signature {signature}")),
+            ("x-ms-certificate-url", self.certificate_url()),
+            ("x-ms-signature-algorithm", "rsa-sha256".to_string()),
+        ])
+    }
 }

@@ -95,8 +95,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: metrics::Metrics,
 }
 
-/// Runs a blocking store call off the async runtime.
-pub(crate) async fn blocking<T, F>(store: &Arc<Store>, f: F) -> Result<T, StoreError>
+/// Runs a blocking store call off the async runtime (`spawn_blocking`).
+pub async fn blocking<T, F>(store: &Arc<Store>, f: F) -> Result<T, StoreError>
 where
     T: Send + 'static,
     F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
@@ -124,6 +124,11 @@ impl ServiceHandle {
     /// The URL Partner Center posts webhooks to.
     pub fn webhook_url(&self) -> String {
         format!("http://{}/webhooks/partner-center", self.addr)
+    }
+
+    /// The state store.
+    pub fn store(&self) -> Arc<Store> {
+        self.shared.config.store.clone()
     }
 
     /// Events stored, processed, failed so far, and the queue depth.

@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 
 pub use links::{Conflict, Link};
-pub use queue::{Enqueued, Event, EventState, NewEvent};
+pub use queue::{Enqueued, Event, EventState, EventTiming, NewEvent};
 pub use runs::{AuditEntry, RunSummary};
 
 /// A store failure.

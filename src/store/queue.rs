@@ -88,6 +88,23 @@ pub struct Event {
     pub run_id: Option<String>,
 }
 
+/// When an event arrived and finished.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventTiming {
+    /// Id.
+    pub id: i64,
+    /// Ordering key.
+    pub record_key: String,
+    /// State.
+    pub state: EventState,
+    /// Arrival.
+    pub received_at: String,
+    /// End (done or dead).
+    pub finished_at: Option<String>,
+    /// Marked done because a newer event of its record replaced it.
+    pub superseded: bool,
+}
+
 /// Whether an event was new.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
@@ -296,6 +313,34 @@ impl Store {
             )
             .optional()?;
         found.map(finish).transpose()
+    }
+
+    /// When each event after `after_id` arrived and finished (benchmarks).
+    pub fn timings(&self, after_id: i64) -> Result<Vec<EventTiming>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT id, record_key, state, received_at, finished_at, last_error FROM events WHERE id > ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![after_id], |r| {
+            Ok(EventTiming {
+                id: r.get(0)?,
+                record_key: r.get(1)?,
+                state: EventState::parse(&r.get::<_, String>(2)?),
+                received_at: r.get(3)?,
+                finished_at: r.get(4)?,
+                superseded: r
+                    .get::<_, Option<String>>(5)?
+                    .is_some_and(|e| e.starts_with("superseded by")),
+            })
+        })?;
+        Ok(rows.filter_map(Result::ok).collect())
+    }
+
+    /// The newest event id (0 when there is none).
+    pub fn last_event_id(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()?
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?)
     }
 
     /// Number of events per state.

@@ -1,0 +1,374 @@
+//! `cosync bench`: drives N referral events through webhook → queue → flow → CRM
+//! write against the in-process sandbox and service (shipped project, Partner
+//! Center → Dynamics 365 flow), in two phases: `create` (new referrals: the
+//! opportunity is created) and `update` (steady state: one field changed per
+//! referral). Events are signed with the sandbox's key and posted at the offered
+//! rate; latency runs from the POST to the event's end in the state store.
+//! Reports throughput, latency p50/p95/p99, API calls per event and the peak
+//! resident memory of the process (sandbox included), as a table or JSON.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::Outcome;
+use super::args::{BenchArgs, OutputFormat};
+use super::service_setup::{self, Overrides};
+use crate::service::RetryPolicy;
+
+/// The figures of one phase.
+#[derive(Debug, Clone, Serialize)]
+struct Phase {
+    name: &'static str,
+    events: usize,
+    processed: usize,
+    failed: usize,
+    seconds: f64,
+    events_per_second: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    api_calls_per_event: f64,
+}
+
+/// Runs the benchmark.
+pub(super) fn run(args: &BenchArgs, color: bool) -> Outcome {
+    let runtime = match super::project::runtime() {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    match runtime.block_on(bench(args, color)) {
+        Ok((phases, peak_kib)) => {
+            let ok = phases
+                .iter()
+                .all(|p| p.failed == 0 && p.processed == p.events);
+            match args.format {
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({
+                        "events": args.events, "rate": args.rate, "workers": args.workers,
+                        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+                        "phases": phases, "peak_rss_mib": peak_kib as f64 / 1024.0,
+                    }))
+                    .unwrap_or_default()
+                ),
+                OutputFormat::Human => print!("{}", table(args, &phases, peak_kib)),
+            }
+            if ok {
+                Outcome::Success
+            } else {
+                Outcome::Problems
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Outcome::Problems
+        }
+    }
+}
+
+async fn bench(args: &BenchArgs, color: bool) -> Result<(Vec<Phase>, u64), String> {
+    let n = args.events.max(1);
+    let (_dir, target) = super::demo_cmd::embedded_project()?;
+    let mut project = service_setup::load(&target, color)
+        .map_err(|_| "the embedded project does not load".to_string())?;
+    // Only the path measured: Partner Center events into Dynamics 365.
+    for f in &mut project.flows {
+        f.enabled = f.name == "partner-center-to-dynamics365";
+    }
+    let ids: Vec<String> = (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let seed_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let referrals: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| referral(id, i))
+        .collect::<Result<_, _>>()?;
+    std::fs::write(
+        seed_dir.path().join("referrals.json"),
+        json!({"partner_center": {"referrals": referrals}}).to_string(),
+    )
+    .map_err(|e| e.to_string())?;
+    let sandbox = crate::sandbox::start(crate::sandbox::SandboxConfig {
+        seed_dir: Some(seed_dir.path().to_path_buf()),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("cannot start the sandbox: {e}"))?;
+    let urls = sandbox.urls().clone();
+    let opened = super::demo_cmd::sandbox_opened(project, &urls)?;
+    let state_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let store = service_setup::open_store(&state_dir.path().join("state.db"))?;
+    let mut config = service_setup::service_config(
+        &opened,
+        store.clone(),
+        &Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            workers: Some(args.workers.max(1)),
+            poll_interval: Some(Duration::from_secs(3600)),
+        },
+    )?;
+    config.max_body_bytes = 65_536;
+    config.retry = RetryPolicy {
+        attempts: 3,
+        initial: Duration::from_millis(100),
+        max: Duration::from_secs(1),
+    };
+    let service = crate::service::start(config)
+        .await
+        .map_err(|e| format!("cannot start the service: {e}"))?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(64)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let admin = crate::demo::Admin::new(&urls.admin)?;
+    let mut phases = Vec::new();
+    for (name, event) in [
+        ("create", "referral-created"),
+        ("update", "referral-updated"),
+    ] {
+        if name == "update" {
+            // Each referral changes one field, as a person's edit would.
+            for (i, id) in ids.iter().enumerate() {
+                admin
+                    .patch(
+                        &format!("partner_center/referrals/{id}"),
+                        &json!({"details": {"dealValue": 60000 + i}}),
+                    )
+                    .await?;
+            }
+        }
+        let phase = drive(
+            &service, &sandbox, &client, &urls, &ids, name, event, args.rate,
+        )
+        .await?;
+        phases.push(phase);
+    }
+    service.shutdown(Duration::from_secs(5)).await;
+    sandbox.shutdown().await;
+    Ok((phases, peak_rss_kib()))
+}
+
+/// A referral Microsoft shared and the partner accepted.
+fn referral(id: &str, i: usize) -> Result<Value, String> {
+    let mut r: Value = serde_json::from_str(include_str!(
+        "../../mappings/tests/fixtures/referral-new-shared.json"
+    ))
+    .map_err(|e| e.to_string())?;
+    if let Some(o) = r.as_object_mut() {
+        for k in [
+            "eTag",
+            "engagementId",
+            "createdDateTime",
+            "updatedDateTime",
+            "expirationDateTime",
+            "links",
+            "organizationId",
+            "organizationName",
+            "externalReferenceId",
+            "statusReason",
+        ] {
+            o.remove(k);
+        }
+        o.insert("id".into(), json!(id));
+        o.insert("name".into(), json!(format!("Benchmark deal {i}")));
+        o.insert("status".into(), json!("Active"));
+        o.insert("substatus".into(), json!("Accepted"));
+    }
+    Ok(r)
+}
+
+/// Posts one signed event per referral at `rate` per second (0 = as fast as
+/// 64 connections go) and waits until every event has ended.
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    service: &crate::service::ServiceHandle,
+    sandbox: &crate::sandbox::SandboxHandle,
+    client: &reqwest::Client,
+    urls: &crate::sandbox::SandboxUrls,
+    ids: &[String],
+    name: &'static str,
+    event: &str,
+    rate: u32,
+) -> Result<Phase, String> {
+    let store = service.store();
+    let first_id = crate::service::blocking(&store, |s| s.last_event_id())
+        .await
+        .map_err(|e| e.to_string())?;
+    let calls_before = service.metrics().calls;
+    let url = service.webhook_url();
+    let started = Instant::now();
+    let sent_at: Arc<std::sync::Mutex<std::collections::HashMap<String, chrono::DateTime<Utc>>>> =
+        Arc::default();
+    let limit = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        if rate > 0 {
+            let due = Duration::from_secs_f64(i as f64 / f64::from(rate));
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let body = json!({
+            "EventName": event,
+            "ResourceUri": format!("{}/engagements/v1/referrals/{id}", urls.partner_center_webhooks),
+            "ResourceName": "referral",
+            "AuditUri": null,
+            "ResourceChangeUtcDate": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        })
+        .to_string();
+        let headers = sandbox.sandbox().webhook_headers(body.as_bytes())?;
+        let permit = limit
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        let (client, url, key, sent) = (
+            client.clone(),
+            url.clone(),
+            format!("referral:{id}"),
+            sent_at.clone(),
+        );
+        tasks.spawn(async move {
+            let mut request = client.post(&url).body(body);
+            for (k, v) in headers {
+                request = request.header(k, v);
+            }
+            if let Ok(mut m) = sent.lock() {
+                m.insert(key, Utc::now());
+            }
+            let answer = request.send().await.map(|r| r.status());
+            drop(permit);
+            answer
+        });
+    }
+    let mut refused = 0;
+    while let Some(r) = tasks.join_next().await {
+        if !matches!(r, Ok(Ok(s)) if s.is_success()) {
+            refused += 1;
+        }
+    }
+    // Wait until every stored event has ended (a generous deadline).
+    let deadline = Instant::now() + Duration::from_secs(120 + ids.len() as u64 / 10);
+    let timings = loop {
+        let t = crate::service::blocking(&store, move |s| s.timings(first_id))
+            .await
+            .map_err(|e| e.to_string())?;
+        let pending = t.iter().any(|e| e.finished_at.is_none());
+        if (!pending && t.len() + refused >= ids.len()) || Instant::now() > deadline {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let sent = sent_at.lock().map(|m| m.clone()).unwrap_or_default();
+    let mut latencies = Vec::new();
+    let mut last_end: Option<chrono::DateTime<Utc>> = None;
+    let mut failed = refused;
+    for t in &timings {
+        if t.state == crate::store::EventState::Dead || t.state == crate::store::EventState::Queued
+        {
+            failed += 1;
+            continue;
+        }
+        let (Some(end), Some(start)) = (
+            t.finished_at.as_deref().and_then(crate::domain::parse_time),
+            sent.get(&t.record_key),
+        ) else {
+            continue;
+        };
+        last_end = Some(last_end.map_or(end, |l| l.max(end)));
+        latencies.push((end - *start).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[i]
+    };
+    let first_send = sent.values().min().copied();
+    let seconds = match (first_send, last_end) {
+        (Some(a), Some(b)) => ((b - a).num_microseconds().unwrap_or(0) as f64 / 1e6).max(1e-6),
+        _ => started.elapsed().as_secs_f64(),
+    };
+    let processed = latencies.len();
+    Ok(Phase {
+        name,
+        events: ids.len(),
+        processed,
+        failed,
+        seconds,
+        events_per_second: processed as f64 / seconds,
+        p50_ms: pct(0.50),
+        p95_ms: pct(0.95),
+        p99_ms: pct(0.99),
+        max_ms: latencies.last().copied().unwrap_or(0.0),
+        api_calls_per_event: (service.metrics().calls - calls_before) as f64 / ids.len() as f64,
+    })
+}
+
+/// The process's peak resident set (VmHWM) in KiB; 0 where /proc is missing.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn table(args: &BenchArgs, phases: &[Phase], peak_kib: u64) -> String {
+    let mut out = format!(
+        "cosync bench: {} events per phase, offered rate {}, {} workers, {} cores\n\n",
+        args.events,
+        if args.rate == 0 {
+            "max".to_string()
+        } else {
+            format!("{}/s", args.rate)
+        },
+        args.workers,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    out.push_str(&format!(
+        "{:<8} {:>7} {:>7} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>11}\n",
+        "phase",
+        "events",
+        "failed",
+        "seconds",
+        "events/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "calls/event"
+    ));
+    for p in phases {
+        out.push_str(&format!(
+            "{:<8} {:>7} {:>7} {:>8.2} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11.2}\n",
+            p.name,
+            p.events,
+            p.failed,
+            p.seconds,
+            p.events_per_second,
+            p.p50_ms,
+            p.p95_ms,
+            p.p99_ms,
+            p.max_ms,
+            p.api_calls_per_event
+        ));
+    }
+    out.push_str(&format!(
+        "\npeak resident memory {:.1} MiB (sandbox and service in one process)\n",
+        peak_kib as f64 / 1024.0
+    ));
+    out
+}
