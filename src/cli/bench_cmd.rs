@@ -33,10 +33,15 @@ struct Phase {
     p99_ms: f64,
     max_ms: f64,
     api_calls_per_event: f64,
+    /// Why events failed, with counts.
+    errors: std::collections::BTreeMap<String, usize>,
 }
 
 /// Runs the benchmark.
 pub(super) fn run(args: &BenchArgs, color: bool) -> Outcome {
+    if std::env::var_os("COSYNC_LOG").is_some() {
+        service_setup::init_logging(false);
+    }
     let runtime = match super::project::runtime() {
         Ok(r) => r,
         Err(o) => return o,
@@ -99,7 +104,13 @@ async fn bench(args: &BenchArgs, color: bool) -> Result<(Vec<Phase>, u64), Strin
     .await
     .map_err(|e| format!("cannot start the sandbox: {e}"))?;
     let urls = sandbox.urls().clone();
-    let opened = super::demo_cmd::sandbox_opened(project, &urls)?;
+    // The benchmark measures cosync, not the services' protection limits.
+    let unlimited = crate::spec::project::LimitsSpec {
+        requests: None,
+        window: None,
+        concurrent: Some(256),
+    };
+    let opened = super::demo_cmd::sandbox_opened(project, &urls, Some(unlimited))?;
     let state_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store = service_setup::open_store(&state_dir.path().join("state.db"))?;
     let mut config = service_setup::service_config(
@@ -258,7 +269,9 @@ async fn drive(
         let t = crate::service::blocking(&store, move |s| s.timings(first_id))
             .await
             .map_err(|e| e.to_string())?;
-        let pending = t.iter().any(|e| e.finished_at.is_none());
+        let pending = t
+            .iter()
+            .any(|e| e.finished_at.is_none() || e.state == crate::store::EventState::Queued);
         if (!pending && t.len() + refused >= ids.len()) || Instant::now() > deadline {
             break t;
         }
@@ -268,10 +281,22 @@ async fn drive(
     let mut latencies = Vec::new();
     let mut last_end: Option<chrono::DateTime<Utc>> = None;
     let mut failed = refused;
+    let mut errors = std::collections::BTreeMap::new();
+    if refused > 0 {
+        errors.insert("webhook refused".to_string(), refused);
+    }
     for t in &timings {
         if t.state == crate::store::EventState::Dead || t.state == crate::store::EventState::Queued
         {
             failed += 1;
+            let reason: String = t
+                .error
+                .clone()
+                .unwrap_or_else(|| format!("still {:?} at the deadline", t.state).to_lowercase())
+                .chars()
+                .take(160)
+                .collect();
+            *errors.entry(reason).or_insert(0) += 1;
             continue;
         }
         let (Some(end), Some(start)) = (
@@ -309,6 +334,7 @@ async fn drive(
         p99_ms: pct(0.99),
         max_ms: latencies.last().copied().unwrap_or(0.0),
         api_calls_per_event: (service.metrics().calls - calls_before) as f64 / ids.len() as f64,
+        errors,
     })
 }
 
@@ -365,6 +391,11 @@ fn table(args: &BenchArgs, phases: &[Phase], peak_kib: u64) -> String {
             p.max_ms,
             p.api_calls_per_event
         ));
+    }
+    for p in phases {
+        for (reason, n) in &p.errors {
+            out.push_str(&format!("  {} failed {n}x: {reason}\n", p.name));
+        }
     }
     out.push_str(&format!(
         "\npeak resident memory {:.1} MiB (sandbox and service in one process)\n",

@@ -102,7 +102,7 @@ async fn phase(
             f.enabled = false;
         }
     }
-    let opened = sandbox_opened(project, urls)?;
+    let opened = sandbox_opened(project, urls, None)?;
     let state_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store = service_setup::open_store(&state_dir.path().join("state.db"))?;
     let mut config = service_setup::service_config(
@@ -203,11 +203,15 @@ pub(super) fn embedded_project() -> Result<(tempfile::TempDir, ServiceTarget), S
 pub(super) fn sandbox_opened(
     project: crate::compile::CompiledProject,
     urls: &crate::sandbox::SandboxUrls,
+    limits: Option<crate::spec::project::LimitsSpec>,
 ) -> Result<Opened, String> {
-    let set = crate::connector::HttpConnectorSet::for_sandbox(
-        &project,
-        &super::environment::endpoints(urls),
-    )
+    let endpoints = super::environment::endpoints(urls);
+    let set = match limits {
+        Some(l) => {
+            crate::connector::HttpConnectorSet::for_sandbox_with_limits(&project, &endpoints, l)
+        }
+        None => crate::connector::HttpConnectorSet::for_sandbox(&project, &endpoints),
+    }
     .map_err(|e| e.to_string())?;
     Ok(Opened {
         project: Arc::new(project),

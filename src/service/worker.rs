@@ -53,7 +53,24 @@ pub(crate) async fn run(shared: Arc<Shared>, n: usize, mut stop: watch::Receiver
             }
         };
         let span = tracing::info_span!("event", id = event.id, record = %event.record_key, flow = event.flow.as_deref().unwrap_or("-"));
-        process(&shared, event).instrument(span).await;
+        let id = event.id;
+        let attempts = event.attempts;
+        let run = std::panic::AssertUnwindSafe(process(&shared, event.clone()).instrument(span));
+        if let Err(panic) = futures_util::FutureExt::catch_unwind(run).await {
+            // A bug must not leave the record blocked behind a "running" event.
+            let reason = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(event = id, "internal error while processing: {reason}");
+            let delay = shared.config.retry.next_delay(attempts);
+            let message = format!("internal error: {reason}");
+            let _ = blocking(&shared.config.store, move |s| {
+                s.fail(id, &message, None, delay)
+            })
+            .await;
+        }
     }
 }
 

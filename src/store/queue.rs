@@ -101,8 +101,8 @@ pub struct EventTiming {
     pub received_at: String,
     /// End (done or dead).
     pub finished_at: Option<String>,
-    /// Marked done because a newer event of its record replaced it.
-    pub superseded: bool,
+    /// The last error (or `superseded by event N`).
+    pub error: Option<String>,
 }
 
 /// Whether an event was new.
@@ -328,9 +328,7 @@ impl Store {
                 state: EventState::parse(&r.get::<_, String>(2)?),
                 received_at: r.get(3)?,
                 finished_at: r.get(4)?,
-                superseded: r
-                    .get::<_, Option<String>>(5)?
-                    .is_some_and(|e| e.starts_with("superseded by")),
+                error: r.get(5)?,
             })
         })?;
         Ok(rows.filter_map(Result::ok).collect())

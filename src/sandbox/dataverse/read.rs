@@ -343,11 +343,23 @@ pub(super) fn query(
     }
     let query = parse_query(entity, &pairs, prefer.track_changes)?;
     let annotations = prefer.annotations.is_some();
-    let (rows, version, max_page) = sandbox.with_core(|core| {
-        let rows: Vec<Row> = core
+    // Only the rows that match are copied out of the state.
+    let (mut full, version, max_page) = sandbox.with_core(|core| {
+        let rows: Vec<(Value, Row)> = core
             .dataverse
             .get(entity.logical)
-            .map(|r| r.values().cloned().collect())
+            .map(|r| {
+                r.values()
+                    .filter_map(|row| {
+                        let json = Value::Object(render(entity, row, None, false));
+                        query
+                            .filter
+                            .as_ref()
+                            .is_none_or(|f| f.matches(&json, true))
+                            .then(|| (json, row.clone()))
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         (
             rows,
@@ -355,11 +367,6 @@ pub(super) fn query(
             core.settings.dataverse_max_page_size.max(1),
         )
     });
-    let mut full: Vec<(Value, Row)> = rows
-        .into_iter()
-        .map(|row| (Value::Object(render(entity, &row, None, false)), row))
-        .filter(|(json, _)| query.filter.as_ref().is_none_or(|f| f.matches(json, true)))
-        .collect();
     let default_order = [
         OrderKey {
             path: vec!["createdon".into()],
