@@ -122,9 +122,30 @@ pub(crate) async fn poll_once(
         }
     }
     let (c, e) = (w.connector.clone(), w.entity.clone());
+    // A linked opportunity's events share the referral's ordering key, so that a
+    // CRM change and a Partner Center event of one pair never run at once.
+    let mappings: Vec<String> = project
+        .mappings
+        .iter()
+        .filter(|m| m.crm.connector == connector && m.crm.entity == w.entity)
+        .map(|m| m.name.clone())
+        .collect();
     let stored = blocking(&shared.config.store, move |s| {
         let mut n = 0;
-        for ev in &events {
+        for ev in &mut events {
+            let crm_id = ev
+                .payload
+                .get("record_id")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if let Some(crm_id) = crm_id {
+                for m in &mappings {
+                    if let Some(link) = s.link_by_crm(m, &crm_id)? {
+                        ev.record_key = format!("referral:{}", link.referral_id);
+                        break;
+                    }
+                }
+            }
             if let Enqueued::New(_) = s.enqueue(ev)? {
                 n += 1;
             }
