@@ -48,8 +48,13 @@ fn transient_faults_converge_and_a_permanent_one_is_a_dead_letter_until_replayed
 
     // --- transient faults: 30% 503 / 429 with Retry-After, 20-30% drops ----------
     let steps = rt.block_on(async {
-        // First match wins, so one kind per method and service.
+        // First match wins, so one kind per method and service. Each kind first
+        // fires once for certain (`count: 1`, then the rule is gone), then at its
+        // rate, so the check below that every kind happened cannot be unlucky.
         let rules = json!([
+            {"service": "dataverse", "method": "GET", "kind": "status", "code": 503, "rate": 1.0, "count": 1},
+            {"service": "dataverse", "method": "PATCH", "kind": "throttle", "retry_after": 1, "rate": 1.0, "count": 1},
+            {"service": "partner_center", "method": "GET", "kind": "drop", "rate": 1.0, "count": 1},
             {"service": "dataverse", "method": "GET", "kind": "status", "code": 503, "rate": 0.3},
             {"service": "dataverse", "method": "PATCH", "kind": "throttle", "retry_after": 1, "rate": 0.3},
             {"service": "dataverse", "method": "POST", "kind": "drop", "rate": 0.2},
