@@ -254,6 +254,9 @@ fn link(
 
 struct Query {
     select: Option<Vec<&'static Attribute>>,
+    /// The attributes `$filter` and the ordering read: rows are tested and sorted
+    /// on this narrow rendering, and only the matches are rendered in full.
+    compared: Vec<&'static Attribute>,
     filter: Option<Filter>,
     order: Vec<OrderKey>,
     top: Option<usize>,
@@ -321,7 +324,19 @@ fn parse_query(
         })
         .transpose()?;
     let count = body::query_value(pairs, "$count") == Some("true");
+    let mut compared: Vec<&'static Attribute> = Vec::new();
+    let filter_paths = filter.iter().flat_map(|f| f.paths()).map(|u| u.path);
+    let order_paths = order.iter().map(|k| k.path.clone());
+    let default_paths = [vec!["createdon".to_owned()], vec![entity.key.to_owned()]];
+    for path in filter_paths.chain(order_paths).chain(default_paths) {
+        if let Some(attribute) = entity.queryable(&path.join("/"))
+            && !compared.iter().any(|a| a.name == attribute.name)
+        {
+            compared.push(attribute);
+        }
+    }
     Ok(Query {
+        compared,
         select: parse_select(entity, pairs)?,
         filter,
         order,
@@ -351,7 +366,8 @@ pub(super) fn query(
             .map(|r| {
                 r.values()
                     .filter_map(|row| {
-                        let json = Value::Object(render(entity, row, None, false));
+                        let json =
+                            Value::Object(render(entity, row, Some(&query.compared), false));
                         query
                             .filter
                             .as_ref()
