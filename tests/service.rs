@@ -4,7 +4,7 @@
 //! ends, whatever happens), registers the webhook, and checks one promise of
 //! product.md §6: the seed's scenarios for both CRMs, loop convergence,
 //! duplicate and out-of-order deliveries, crash safety under `kill -9`, manual
-//! conflicts, faults and dead letters, and bad webhooks.
+//! conflicts, faults and dead letters, bad webhooks, and the record mirror.
 //!
 //! Helpers are in `tests/service/harness.rs`; one module per promise.
 
@@ -23,5 +23,7 @@ mod deliveries;
 mod faults;
 #[path = "service/loops.rs"]
 mod loops;
+#[path = "service/mirror.rs"]
+mod mirror;
 #[path = "service/scenarios.rs"]
 mod scenarios;

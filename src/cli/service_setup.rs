@@ -231,6 +231,18 @@ pub(super) fn service_config(
             .or_else(|| server.poll_interval.as_ref().and_then(|d| d.to_std()))
             .unwrap_or(Duration::from_secs(30)),
         poll_from: None,
+        mirror: {
+            let spec = server.mirror.clone().unwrap_or_default();
+            let default = crate::service::mirror::MirrorLimits::default();
+            crate::service::mirror::MirrorLimits {
+                ttl: spec
+                    .ttl
+                    .as_ref()
+                    .and_then(|d| d.to_std())
+                    .unwrap_or(default.ttl),
+                records: spec.records.map_or(default.records, |n| n as usize),
+            }
+        },
     })
 }
 

@@ -331,6 +331,7 @@ impl Connection {
             kind,
             message: self.redactor.scrub(&text),
             status: Some(reply.status),
+            stale: false,
         }
     }
 

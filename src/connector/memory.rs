@@ -185,6 +185,7 @@ impl MemoryConnectorSet {
                         kind: ErrorKind::NotFound,
                         message: format!("{entity} `{key}` does not exist"),
                         status: Some(404),
+                        stale: false,
                     })
             }
             Request::Find {
@@ -249,6 +250,7 @@ impl MemoryConnectorSet {
                         kind: ErrorKind::NotFound,
                         message: format!("{entity} `{key}` does not exist"),
                         status: Some(404),
+                        stale: false,
                     });
                 };
                 if let (Some(expected), Some(current)) =
@@ -260,6 +262,7 @@ impl MemoryConnectorSet {
                         kind: ErrorKind::Conflict,
                         message: "the record changed since it was read (eTag mismatch)".into(),
                         status: Some(412),
+                        stale: false,
                     });
                 }
                 if let Value::Object(fields) = changes {

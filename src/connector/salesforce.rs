@@ -330,6 +330,7 @@ impl Salesforce {
                         "{entity} `{key}` changed since it was read ({stamp} is {actual}, expected {expected})"
                     ),
                     status: Some(412),
+                    stale: false,
                 });
             }
         }

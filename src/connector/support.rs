@@ -25,6 +25,7 @@ pub(crate) fn not_found(entity: &str, key: &str) -> ConnectorError {
         kind: ErrorKind::NotFound,
         message: format!("{entity} `{key}` does not exist"),
         status: Some(404),
+        stale: false,
     }
 }
 

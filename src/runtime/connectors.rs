@@ -136,6 +136,12 @@ pub struct ConnectorError {
     /// HTTP status, when there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// The run read data that has changed since (a write on a record served from
+    /// a cache was refused by its concurrency token): the interpreter stops the
+    /// run at once, without running failure handlers, so that it can be run
+    /// again on fresh reads.
+    #[serde(skip)]
+    pub stale: bool,
 }
 
 impl ConnectorError {
@@ -145,6 +151,15 @@ impl ConnectorError {
             kind,
             message: message.into(),
             status: None,
+            stale: false,
+        }
+    }
+
+    /// The same error, marked as a stale read (see [`ConnectorError::stale`]).
+    pub fn into_stale(self) -> ConnectorError {
+        ConnectorError {
+            stale: true,
+            ..self
         }
     }
 }

@@ -17,6 +17,10 @@ use crate::runtime::observer::{CallRecord, StepError, WriteRecord};
 /// Placeholder key of a record that a dry run only planned to create.
 pub const PLANNED_KEY: &str = "(planned)";
 
+/// Error code of a run stopped because a connector found its reads stale
+/// ([`crate::runtime::ConnectorError::stale`]); such a run is run again.
+pub const STALE_READ: &str = "stale-read";
+
 fn error_code(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::NotFound => "not-found",
@@ -59,10 +63,21 @@ impl Exec<'_> {
         };
         self.observe(|o| o.call(record));
         result.map_err(|e| {
-            Fail::Step(StepError::new(
-                error_code(e.kind),
+            let error = StepError::new(
+                if e.stale {
+                    STALE_READ
+                } else {
+                    error_code(e.kind)
+                },
                 format!("{connector} {action} {target}: {}", e.message),
-            ))
+            );
+            if e.stale {
+                // Not a failure of the flow: its reads were out of date. No
+                // handler runs; the caller runs the flow again on fresh reads.
+                Fail::Halt(super::Halt::Fatal(error))
+            } else {
+                Fail::Step(error)
+            }
         })
     }
 

@@ -16,7 +16,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 pub use connectors::{BoxFuture, ConnectorError, ConnectorSet, Request};
-pub use effects::{PLANNED_KEY, read_field, write_field};
+pub use effects::{PLANNED_KEY, STALE_READ, read_field, write_field};
 pub use observer::{NullObserver, RunObserver, StepError, StepRecord, SyncedPair, WriteRecord};
 
 use crate::compile::flow::Budget;

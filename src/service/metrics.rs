@@ -28,6 +28,8 @@ pub struct Metrics {
     failed: AtomicU64,
     dead: AtomicU64,
     calls: AtomicU64,
+    mirrored: AtomicU64,
+    restarted: AtomicU64,
 }
 
 /// A copy of the counters.
@@ -45,8 +47,12 @@ pub struct Snapshot {
     pub failed: u64,
     /// Events moved to the dead letters.
     pub dead: u64,
-    /// Connector requests made by flows.
+    /// Connector requests made by flows (sent to a service).
     pub calls: u64,
+    /// Reads answered from the record mirror.
+    pub mirrored: u64,
+    /// Runs stopped on a stale read and run again.
+    pub restarted: u64,
 }
 
 impl Default for Metrics {
@@ -75,6 +81,8 @@ impl Metrics {
             failed: AtomicU64::new(0),
             dead: AtomicU64::new(0),
             calls: AtomicU64::new(0),
+            mirrored: AtomicU64::new(0),
+            restarted: AtomicU64::new(0),
         }
     }
 
@@ -137,8 +145,25 @@ impl Metrics {
         });
     }
 
-    fn depth(&self, queued: u64, running: u64, dead: u64) {
+    /// `n` reads of a run were answered from the record mirror.
+    pub fn mirrored(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.mirrored.fetch_add(n, Ordering::Relaxed);
+        self.with(|| metrics::counter!("cosync_mirror_hits_total").increment(n));
+    }
+
+    /// A run of `flow` read stale data and is run again.
+    pub fn restarted(&self, flow: &str) {
+        self.restarted.fetch_add(1, Ordering::Relaxed);
+        let flow = flow.to_string();
+        self.with(|| metrics::counter!("cosync_runs_restarted_total", "flow" => flow).increment(1));
+    }
+
+    fn depth(&self, queued: u64, running: u64, dead: u64, mirror: usize) {
         self.with(|| {
+            metrics::gauge!("cosync_mirror_records").set(mirror as f64);
             metrics::gauge!("cosync_queue_depth").set(queued as f64);
             metrics::gauge!("cosync_events_running").set(running as f64);
             metrics::gauge!("cosync_dead_letters").set(dead as f64);
@@ -161,6 +186,8 @@ impl Metrics {
             failed: get(&self.failed),
             dead: get(&self.dead),
             calls: get(&self.calls),
+            mirrored: get(&self.mirrored),
+            restarted: get(&self.restarted),
         }
     }
 }
@@ -180,6 +207,7 @@ pub(crate) async fn refresh(shared: Arc<Shared>, mut stop: watch::Receiver<bool>
                 of(EventState::Queued),
                 of(EventState::Running),
                 of(EventState::Dead),
+                shared.mirror.len(),
             );
         }
         shared.metrics.handle.run_upkeep();

@@ -7,12 +7,15 @@
 //! - [`poller`]: CRM change detection by watermark;
 //! - [`worker`]: claims events and runs flows through the interpreter;
 //! - [`dispatch`]: which flows an event starts;
+//! - [`mirror`]: the CRM records last read or written, so that a steady-state
+//!   change costs two API calls;
 //! - [`metrics`]: Prometheus counters and gauges.
 //!
 //! Every SQLite call runs on `spawn_blocking`, never on the async runtime.
 
 pub mod dispatch;
 pub mod metrics;
+pub mod mirror;
 pub mod poller;
 pub mod receiver;
 pub mod worker;
@@ -85,6 +88,8 @@ pub struct ServiceConfig {
     /// Where polling starts when the store has no watermark yet: `None` = now
     /// (changes made before the first start are picked up by `cosync sync --full`).
     pub poll_from: Option<String>,
+    /// Bounds of the record mirror ([`mirror`]).
+    pub mirror: mirror::MirrorLimits,
 }
 
 /// State shared by the receiver, the poller and the workers.
@@ -93,6 +98,8 @@ pub(crate) struct Shared {
     /// Woken when events are stored.
     pub(crate) wake: Notify,
     pub(crate) metrics: metrics::Metrics,
+    /// CRM records last read or written.
+    pub(crate) mirror: mirror::Mirror,
 }
 
 /// Runs a blocking store call off the async runtime (`spawn_blocking`).
@@ -173,7 +180,9 @@ pub async fn start(config: ServiceConfig) -> std::io::Result<ServiceHandle> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let workers = config.workers.max(1);
+    let mirror = mirror::Mirror::new(config.mirror);
     let shared = Arc::new(Shared {
+        mirror,
         config,
         wake: Notify::new(),
         metrics: metrics::Metrics::new(),

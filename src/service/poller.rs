@@ -111,6 +111,9 @@ pub(crate) async fn poll_once(
             Some(v) if !v.is_null() => v.to_string(),
             _ => String::new(),
         };
+        // A mirrored copy of a record that moved on is dropped here, before any
+        // event of it runs.
+        shared.mirror.observe(connector, &w.entity, id, &version);
         events.extend(dispatch::crm_events(w, id, &version, ChangeKind::Updated));
         if let Some(at) = r
             .get("modified_at")

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use super::mirror::Cached;
 use super::{Shared, blocking};
 use crate::compile::{CompiledFlow, CompiledProject, ConnectorId};
 use crate::record::RecordingObserver;
@@ -24,6 +25,10 @@ use crate::store::{AuditEntry, Event, EventState};
 
 /// How long an idle worker sleeps before looking for due retries.
 const IDLE: Duration = Duration::from_millis(200);
+
+/// Times a run stopped on a stale read is run again at once before the event
+/// is failed and retried with backoff like any other failure.
+const MAX_RESTARTS: u32 = 3;
 
 /// One worker: claims and processes events until `stop`.
 pub(crate) async fn run(shared: Arc<Shared>, n: usize, mut stop: watch::Receiver<bool>) {
@@ -131,17 +136,39 @@ pub(crate) async fn process(shared: &Arc<Shared>, event: Event) {
             return;
         }
     };
-    let mut observer = Observer {
-        record: RecordingObserver::new(),
-        pairs: Vec::new(),
+    let mut restarts = 0;
+    let (outcome, mut observer) = loop {
+        let mut observer = Observer {
+            record: RecordingObserver::new(),
+            pairs: Vec::new(),
+        };
+        let options = RunOptions {
+            bases: bases.clone(),
+            ..RunOptions::default()
+        };
+        let cached = Cached::new(&counting, &shared.mirror, &project);
+        let outcome = Interpreter::new(&project, &cached)
+            .run(flow, trigger.clone(), &mut observer, options)
+            .await;
+        shared.metrics.mirrored(cached.hits());
+        if outcome.status != RunStatus::Failed {
+            break (outcome, observer);
+        }
+        cached.forget();
+        let stale = outcome
+            .error
+            .as_ref()
+            .is_some_and(|e| e.code == crate::runtime::STALE_READ);
+        if stale && restarts < MAX_RESTARTS {
+            // The run read a mirrored record that has changed since; nothing was
+            // written over it. Run it again on fresh reads.
+            restarts += 1;
+            shared.metrics.restarted(&flow.name);
+            tracing::debug!(restarts, "stale read; running the flow again");
+            continue;
+        }
+        break (outcome, observer);
     };
-    let options = RunOptions {
-        bases,
-        ..RunOptions::default()
-    };
-    let outcome = Interpreter::new(&project, &counting)
-        .run(flow, trigger, &mut observer, options)
-        .await;
     let took = started.elapsed();
     let pairs = std::mem::take(&mut observer.pairs);
     let record = observer.record.finish(&outcome);

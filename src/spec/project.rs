@@ -208,6 +208,25 @@ pub struct ServerSpec {
     /// How often CRM changes are polled (default `30s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll_interval: Option<Duration>,
+    /// The mirror of CRM records the service read or wrote, which saves a
+    /// steady-state change the find, the lookups and the re-read of the CRM
+    /// record. Writes to a record read from the mirror are conditional on its
+    /// version, so a stale copy is never written over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorSpec>,
+}
+
+/// Bounds of the record mirror.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorSpec {
+    /// How long a mirrored record is trusted (default `10m`; `0s` turns the
+    /// mirror off and every run reads the CRM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Duration>,
+    /// Most records held (default 100000); the oldest go first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<u32>,
 }
 
 /// Behaviour of the sync.

@@ -62,12 +62,6 @@ async fn delivery(admin: &Admin, referral: &str) -> Value {
     .await
 }
 
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn bad_webhooks_are_refused_with_their_status_and_store_nothing() {
     let _serial = serial();
@@ -82,6 +76,7 @@ fn bad_webhooks_are_refused_with_their_status_and_store_nothing() {
             state: &state,
             listen: "127.0.0.1:0",
             workers: 4,
+            poll: "200ms",
             log: &dir.path().join("serve.log"),
         },
     );

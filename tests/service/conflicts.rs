@@ -11,18 +11,7 @@ use serde_json::{Value, json};
 
 use super::harness::*;
 
-/// The deal value row of the Dynamics 365 mapping, with `conflict: manual`.
-fn manual_deal_value(rel: &str, text: String) -> String {
-    if rel != "mappings/referral-opportunity-dynamics365.yaml" {
-        return text;
-    }
-    let row =
-        "  - name: Deal value\n    partner_center: $.details.dealValue\n    crm: estimatedvalue\n";
-    assert!(text.contains(row), "the deal value row changed:\n{text}");
-    text.replace(row, &format!("{row}    conflict: manual\n"))
-}
-
-fn open_conflicts(state: &std::path::Path) -> Vec<Value> {
+pub(crate) fn open_conflicts(state: &std::path::Path) -> Vec<Value> {
     let v = json_out(&cosync(
         &[
             "conflicts",
@@ -52,6 +41,7 @@ fn a_manual_conflict_is_parked_and_resolving_it_lands_the_chosen_value() {
             state: &state,
             listen: "127.0.0.1:0",
             workers: 4,
+            poll: "200ms",
             log: &first_log,
         },
     );
@@ -96,6 +86,7 @@ fn a_manual_conflict_is_parked_and_resolving_it_lands_the_chosen_value() {
             state: &state,
             listen: &listen,
             workers: 4,
+            poll: "200ms",
             log: &second_log,
         },
     );

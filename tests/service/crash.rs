@@ -41,6 +41,7 @@ fn kill_9_mid_flight_loses_no_event_and_duplicates_no_opportunity() {
             state: &state,
             listen: "127.0.0.1:0",
             workers: 4,
+            poll: "200ms",
             log: &first_log,
         },
     );
@@ -88,6 +89,7 @@ fn kill_9_mid_flight_loses_no_event_and_duplicates_no_opportunity() {
                 state: &state,
                 listen: &listen,
                 workers: 4,
+                poll: "200ms",
                 log: &next_log,
             },
         );

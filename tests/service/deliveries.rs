@@ -77,6 +77,7 @@ fn redeliveries_and_late_older_events_change_nothing() {
             state: &state,
             listen: "127.0.0.1:0",
             workers: 4,
+            poll: "200ms",
             log: &dir.path().join("serve.log"),
         },
     );

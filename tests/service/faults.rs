@@ -40,6 +40,7 @@ fn transient_faults_converge_and_a_permanent_one_is_a_dead_letter_until_replayed
             state: &state,
             listen: "127.0.0.1:0",
             workers: 4,
+            poll: "200ms",
             log: &log,
         },
     );

@@ -184,6 +184,8 @@ pub(crate) struct ServeOptions<'a> {
     pub(crate) listen: &'a str,
     /// Parallel records.
     pub(crate) workers: usize,
+    /// CRM poll interval (`200ms` in most tests).
+    pub(crate) poll: &'a str,
     /// stderr goes here.
     pub(crate) log: &'a Path,
 }
@@ -203,7 +205,7 @@ impl Serve {
                 "--listen",
                 o.listen,
                 "--poll-interval",
-                "200ms",
+                o.poll,
                 "--state",
                 path(o.state),
                 "--workers",
@@ -615,3 +617,40 @@ pub(crate) async fn synced_pair(admin: &Admin, serve: &Serve, name: &str) -> (St
 pub(crate) const T: Duration = Duration::from_secs(15);
 /// Quiet time that counts as settled (several 200 ms poll intervals).
 pub(crate) const QUIET: Duration = Duration::from_millis(700);
+
+/// The deal value row of the Dynamics 365 mapping, with `conflict: manual`.
+pub(crate) fn manual_deal_value(rel: &str, text: String) -> String {
+    if rel != "mappings/referral-opportunity-dynamics365.yaml" {
+        return text;
+    }
+    let row =
+        "  - name: Deal value\n    partner_center: $.details.dealValue\n    crm: estimatedvalue\n";
+    assert!(text.contains(row), "the deal value row changed:\n{text}");
+    text.replace(row, &format!("{row}    conflict: manual\n"))
+}
+
+/// A Prometheus metric's value in `/metrics` text, summed over its labels.
+pub(crate) fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let rest = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once('}')?.1,
+                None => rest,
+            };
+            rest.trim().parse::<f64>().ok()
+        })
+        .sum()
+}
+
+/// The service's `/metrics` text.
+pub(crate) async fn metrics_text(serve: &Serve) -> String {
+    http()
+        .get(&serve.metrics_url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default()
+}

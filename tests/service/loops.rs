@@ -59,6 +59,7 @@ fn one_edit_converges_with_one_write_per_side_and_no_echo() {
             state: &state,
             listen: "127.0.0.1:0",
             workers: 4,
+            poll: "200ms",
             log: &log,
         },
     );

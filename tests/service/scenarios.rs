@@ -18,6 +18,7 @@ fn scenarios(crm: Crm) {
             state: &state,
             listen: "127.0.0.1:0",
             workers: 4,
+            poll: "200ms",
             log: &dir.path().join("serve.log"),
         },
     );
