@@ -36,11 +36,15 @@ pub(crate) async fn run(shared: Arc<Shared>, n: usize, mut stop: watch::Receiver
         if *stop.borrow() {
             return;
         }
+        // Registered before the claim, so that an event stored while the claim
+        // runs still wakes this worker.
+        let wake = shared.wake.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
         let claimed = blocking(&shared.config.store, |s| s.claim(1)).await;
         let event = match claimed {
             Ok(mut events) if !events.is_empty() => events.remove(0),
             Ok(_) => {
-                let wake = shared.wake.notified();
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => return,
                     _ = wake => {}
@@ -196,26 +200,36 @@ pub(crate) async fn process(shared: &Arc<Shared>, event: Event) {
         message: summary.clone(),
     };
     let succeeded = outcome.status == RunStatus::Succeeded;
-    let saved = blocking(&shared.config.store, move |s| {
-        s.save_run(&record, Some(event.id))?;
-        s.audit(&entry)?;
-        if succeeded {
-            save_links(s, &pairs)?;
-        }
-        Ok(())
-    })
-    .await;
-    if let Err(e) = saved {
-        tracing::error!(run = %run_id, "cannot store the run record: {e}");
-    }
+    let ended = outcome.status != RunStatus::Failed;
+    let id = event.id;
+    // One trip to the store: the run record, the audit line, the links and —
+    // unless the run failed — the event's completion.
+    let saved = {
+        let run_id = run_id.clone();
+        blocking(&shared.config.store, move |s| {
+            let kept = s
+                .save_run(&record, Some(id))
+                .and_then(|()| s.audit(&entry))
+                .and_then(|()| {
+                    if succeeded {
+                        save_links(s, &pairs)
+                    } else {
+                        Ok(())
+                    }
+                });
+            if let Err(e) = kept {
+                tracing::error!(run = %run_id, "cannot store the run record: {e}");
+            }
+            if ended {
+                s.complete(id, Some(&run_id))?;
+            }
+            Ok(())
+        })
+        .await
+    };
     match outcome.status {
         RunStatus::Succeeded | RunStatus::Cancelled => {
-            let id = event.id;
-            let done = {
-                let run_id = run_id.clone();
-                blocking(&shared.config.store, move |s| s.complete(id, Some(&run_id))).await
-            };
-            if let Err(e) = done {
+            if let Err(e) = saved {
                 tracing::error!(run = %run_id, "cannot complete the event: {e}");
             }
             shared

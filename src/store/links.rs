@@ -76,9 +76,7 @@ impl Store {
         referral_id: &str,
     ) -> Result<Option<Link>, StoreError> {
         let conn = self.conn()?;
-        conn.query_row(
-            "SELECT mapping, referral_id, crm_id, base, synced_at FROM links WHERE mapping = ?1 AND referral_id = ?2",
-            params![mapping, referral_id],
+        conn.prepare_cached("SELECT mapping, referral_id, crm_id, base, synced_at FROM links WHERE mapping = ?1 AND referral_id = ?2")?.query_row(params![mapping, referral_id],
             row_to_link,
         )
         .optional()?
@@ -89,9 +87,7 @@ impl Store {
     /// The link of a CRM record.
     pub fn link_by_crm(&self, mapping: &str, crm_id: &str) -> Result<Option<Link>, StoreError> {
         let conn = self.conn()?;
-        conn.query_row(
-            "SELECT mapping, referral_id, crm_id, base, synced_at FROM links WHERE mapping = ?1 AND crm_id = ?2",
-            params![mapping, crm_id],
+        conn.prepare_cached("SELECT mapping, referral_id, crm_id, base, synced_at FROM links WHERE mapping = ?1 AND crm_id = ?2")?.query_row(params![mapping, crm_id],
             row_to_link,
         )
         .optional()?
@@ -111,11 +107,8 @@ impl Store {
             what: "link base",
             source,
         })?;
-        self.conn()?.execute(
-            "INSERT INTO links (mapping, referral_id, crm_id, base, synced_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (mapping, referral_id) DO UPDATE SET crm_id = excluded.crm_id, base = excluded.base, synced_at = excluded.synced_at",
-            params![mapping, referral_id, crm_id, base, now()],
-        )?;
+        self.conn()?.prepare_cached("INSERT INTO links (mapping, referral_id, crm_id, base, synced_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (mapping, referral_id) DO UPDATE SET crm_id = excluded.crm_id, base = excluded.base, synced_at = excluded.synced_at")?.execute(params![mapping, referral_id, crm_id, base, now()])?;
         Ok(())
     }
 
@@ -144,10 +137,7 @@ impl Store {
             .base
             .as_ref()
             .map(|b| serde_json::to_string(b).unwrap_or_default());
-        conn.execute(
-            "INSERT INTO conflicts (mapping, referral_id, crm_id, field, partner_center, crm, base, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![mapping, referral_id, crm_id, c.label, c.partner_center.to_string(), c.crm.to_string(), base, now()],
-        )?;
+        conn.prepare_cached("INSERT INTO conflicts (mapping, referral_id, crm_id, field, partner_center, crm, base, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?.execute(params![mapping, referral_id, crm_id, c.label, c.partner_center.to_string(), c.crm.to_string(), base, now()])?;
         Ok(conn.last_insert_rowid())
     }
 
@@ -212,10 +202,7 @@ impl Store {
 
     /// Marks a conflict resolved in favour of `side`.
     pub fn resolve_conflict(&self, id: i64, side: &str) -> Result<Conflict, StoreError> {
-        let changed = self.conn()?.execute(
-            "UPDATE conflicts SET resolved_at = ?2, resolution = ?3 WHERE id = ?1 AND resolved_at IS NULL",
-            params![id, now(), side],
-        )?;
+        let changed = self.conn()?.prepare_cached("UPDATE conflicts SET resolved_at = ?2, resolution = ?3 WHERE id = ?1 AND resolved_at IS NULL")?.execute(params![id, now(), side])?;
         if changed == 0 {
             return Err(StoreError::NotFound(format!(
                 "no open conflict with id {id}"

@@ -156,25 +156,22 @@ impl Store {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let now = now();
-        let changed = tx.execute(
-            "INSERT OR IGNORE INTO events (source, record_key, dedupe_key, flow, payload, received_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            params![event.source, event.record_key, event.dedupe_key, event.flow, event.payload.to_string(), now],
-        )?;
+        let changed = tx.prepare_cached("INSERT OR IGNORE INTO events (source, record_key, dedupe_key, flow, payload, received_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)")?.execute(params![event.source, event.record_key, event.dedupe_key, event.flow, event.payload.to_string(), now])?;
         if changed != 1 {
             return Ok(Enqueued::Duplicate);
         }
         let id = tx.last_insert_rowid();
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE events SET state = 'done', last_error = ?1, finished_at = ?2
              WHERE record_key = ?3 AND flow IS ?4 AND state = 'queued' AND id < ?5",
-            params![
-                format!("superseded by event {id}"),
-                now,
-                event.record_key,
-                event.flow,
-                id
-            ],
-        )?;
+        )?
+        .execute(params![
+            format!("superseded by event {id}"),
+            now,
+            event.record_key,
+            event.flow,
+            id
+        ])?;
         tx.commit()?;
         Ok(Enqueued::New(id))
     }
@@ -186,7 +183,7 @@ impl Store {
         let tx = conn.transaction()?;
         let now = now();
         let claimed = {
-            let mut stmt = tx.prepare(&format!(
+            let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM events e
                  WHERE state = 'queued' AND next_attempt_at <= ?1
                    AND NOT EXISTS (SELECT 1 FROM events r WHERE r.record_key = e.record_key AND r.state = 'running')
@@ -201,10 +198,10 @@ impl Store {
             out
         };
         for e in &claimed {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE events SET state = 'running', attempts = attempts + 1 WHERE id = ?1",
-                params![e.id],
-            )?;
+            )?
+            .execute(params![e.id])?;
         }
         tx.commit()?;
         Ok(claimed
@@ -219,10 +216,7 @@ impl Store {
 
     /// Marks an event processed.
     pub fn complete(&self, id: i64, run_id: Option<&str>) -> Result<(), StoreError> {
-        self.conn()?.execute(
-            "UPDATE events SET state = 'done', run_id = ?2, last_error = NULL, finished_at = ?3 WHERE id = ?1",
-            params![id, run_id, now()],
-        )?;
+        self.conn()?.prepare_cached("UPDATE events SET state = 'done', run_id = ?2, last_error = NULL, finished_at = ?3 WHERE id = ?1")?.execute(params![id, run_id, now()])?;
         Ok(())
     }
 
@@ -241,17 +235,11 @@ impl Store {
                 let at = Utc::now()
                     + chrono::Duration::from_std(delay)
                         .unwrap_or_else(|_| chrono::Duration::seconds(60));
-                conn.execute(
-                    "UPDATE events SET state = 'queued', next_attempt_at = ?2, last_error = ?3, run_id = ?4 WHERE id = ?1",
-                    params![id, timestamp(at), error, run_id],
-                )?;
+                conn.prepare_cached("UPDATE events SET state = 'queued', next_attempt_at = ?2, last_error = ?3, run_id = ?4 WHERE id = ?1")?.execute(params![id, timestamp(at), error, run_id])?;
                 EventState::Queued
             }
             None => {
-                conn.execute(
-                    "UPDATE events SET state = 'dead', last_error = ?2, run_id = ?3, finished_at = ?4 WHERE id = ?1",
-                    params![id, error, run_id, now()],
-                )?;
+                conn.prepare_cached("UPDATE events SET state = 'dead', last_error = ?2, run_id = ?3, finished_at = ?4 WHERE id = ?1")?.execute(params![id, error, run_id, now()])?;
                 EventState::Dead
             }
         };
@@ -261,15 +249,15 @@ impl Store {
     /// Puts events left `running` by a crash back in the queue (call at start-up,
     /// before any worker runs). Returns how many.
     pub fn recover(&self) -> Result<usize, StoreError> {
-        Ok(self.conn()?.execute(
-            "UPDATE events SET state = 'queued' WHERE state = 'running'",
-            [],
-        )?)
+        Ok(self
+            .conn()?
+            .prepare_cached("UPDATE events SET state = 'queued' WHERE state = 'running'")?
+            .execute([])?)
     }
 
     /// Hands a claimed event back untouched (graceful shutdown mid-run).
     pub fn release(&self, id: i64) -> Result<(), StoreError> {
-        self.conn()?.execute("UPDATE events SET state = 'queued', attempts = MAX(attempts - 1, 0) WHERE id = ?1 AND state = 'running'", params![id])?;
+        self.conn()?.prepare_cached("UPDATE events SET state = 'queued', attempts = MAX(attempts - 1, 0) WHERE id = ?1 AND state = 'running'")?.execute(params![id])?;
         Ok(())
     }
 
@@ -279,11 +267,8 @@ impl Store {
         let conn = self.conn()?;
         let now = now();
         let n = match id {
-            Some(id) => conn.execute(
-                "UPDATE events SET state = 'queued', attempts = 0, next_attempt_at = ?2 WHERE id = ?1 AND state = 'dead'",
-                params![id, now],
-            )?,
-            None => conn.execute("UPDATE events SET state = 'queued', attempts = 0, next_attempt_at = ?1 WHERE state = 'dead'", params![now])?,
+            Some(id) => conn.prepare_cached("UPDATE events SET state = 'queued', attempts = 0, next_attempt_at = ?2 WHERE id = ?1 AND state = 'dead'")?.execute(params![id, now])?,
+            None => conn.prepare_cached("UPDATE events SET state = 'queued', attempts = 0, next_attempt_at = ?1 WHERE state = 'dead'")?.execute(params![now])?,
         };
         Ok(n)
     }

@@ -56,10 +56,7 @@ impl Store {
             what: "run record",
             source,
         })?;
-        self.conn()?.execute(
-            "INSERT OR REPLACE INTO runs (run_id, flow, status, started_at, duration_ms, event_id, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![record.run_id, record.flow, status_text(record.status), record.started_at, record.duration_ms as i64, event_id, text],
-        )?;
+        self.conn()?.prepare_cached("INSERT OR REPLACE INTO runs (run_id, flow, status, started_at, duration_ms, event_id, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![record.run_id, record.flow, status_text(record.status), record.started_at, record.duration_ms as i64, event_id, text])?;
         Ok(())
     }
 
@@ -83,8 +80,7 @@ impl Store {
     /// One run's full record (by id or unique id prefix).
     pub fn run(&self, id: &str) -> Result<Option<serde_json::Value>, StoreError> {
         let conn = self.conn()?;
-        let text: Option<String> = conn
-            .query_row("SELECT record FROM runs WHERE run_id = ?1 OR run_id LIKE ?2 || '%' ORDER BY run_id LIMIT 1", params![id, id], |r| r.get(0))
+        let text: Option<String> = conn.prepare_cached("SELECT record FROM runs WHERE run_id = ?1 OR run_id LIKE ?2 || '%' ORDER BY run_id LIMIT 1")?.query_row(params![id, id], |r| r.get(0))
             .optional()?;
         text.map(|t| json("run record", &t)).transpose()
     }
@@ -98,10 +94,7 @@ impl Store {
 
     /// Appends to the local audit log.
     pub fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        self.conn()?.execute(
-            "INSERT INTO audit (at, referral_id, crm_id, flow, run_id, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![if entry.at.is_empty() { now() } else { entry.at.clone() }, entry.referral_id, entry.crm_id, entry.flow, entry.run_id, entry.message],
-        )?;
+        self.conn()?.prepare_cached("INSERT INTO audit (at, referral_id, crm_id, flow, run_id, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![if entry.at.is_empty() { now() } else { entry.at.clone() }, entry.referral_id, entry.crm_id, entry.flow, entry.run_id, entry.message])?;
         Ok(())
     }
 
@@ -130,11 +123,10 @@ impl Store {
     ) -> Result<Option<(String, String)>, StoreError> {
         let conn = self.conn()?;
         Ok(conn
-            .query_row(
+            .prepare_cached(
                 "SELECT modified, last_id FROM watermarks WHERE connector = ?1 AND entity = ?2",
-                params![connector, entity],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            )?
+            .query_row(params![connector, entity], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
     }
 
@@ -146,11 +138,8 @@ impl Store {
         modified: &str,
         last_id: &str,
     ) -> Result<(), StoreError> {
-        self.conn()?.execute(
-            "INSERT INTO watermarks (connector, entity, modified, last_id) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (connector, entity) DO UPDATE SET modified = excluded.modified, last_id = excluded.last_id",
-            params![connector, entity, modified, last_id],
-        )?;
+        self.conn()?.prepare_cached("INSERT INTO watermarks (connector, entity, modified, last_id) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (connector, entity) DO UPDATE SET modified = excluded.modified, last_id = excluded.last_id")?.execute(params![connector, entity, modified, last_id])?;
         Ok(())
     }
 }
