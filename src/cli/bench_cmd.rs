@@ -193,6 +193,42 @@ fn referral(id: &str, i: usize) -> Result<Value, String> {
     Ok(r)
 }
 
+/// One event ready to post: its body and signed headers, made before the timed phase.
+struct Prepared {
+    body: String,
+    headers: reqwest::header::HeaderMap,
+}
+
+/// Builds and signs every event of a phase. Signing (RSA-2048) costs about as much
+/// as the service's work on an event, so it is done here, untimed; the event's
+/// `ResourceChangeUtcDate` is the time it was prepared.
+fn prepare(
+    sandbox: &crate::sandbox::SandboxHandle,
+    urls: &crate::sandbox::SandboxUrls,
+    ids: &[String],
+    event: &str,
+) -> Result<Vec<Prepared>, String> {
+    ids.iter()
+        .map(|id| {
+            let body = json!({
+                "EventName": event,
+                "ResourceUri": format!("{}/engagements/v1/referrals/{id}", urls.partner_center_webhooks),
+                "ResourceName": "referral",
+                "AuditUri": null,
+                "ResourceChangeUtcDate": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            })
+            .to_string();
+            let mut headers = reqwest::header::HeaderMap::new();
+            for (name, value) in sandbox.sandbox().webhook_headers(body.as_bytes())? {
+                let value = reqwest::header::HeaderValue::from_str(&value)
+                    .map_err(|e| format!("header {name}: {e}"))?;
+                headers.insert(name, value);
+            }
+            Ok(Prepared { body, headers })
+        })
+        .collect()
+}
+
 /// Posts one signed event per referral at `rate` per second (0 = as fast as
 /// 64 connections go) and waits until every event has ended.
 #[allow(clippy::too_many_arguments)]
@@ -210,74 +246,53 @@ async fn drive(
     let first_id = crate::service::blocking(&store, |s| s.last_event_id())
         .await
         .map_err(|e| e.to_string())?;
-    let calls_before = service.metrics().calls;
-    let url = service.webhook_url();
+    let url = reqwest::Url::parse(&service.webhook_url()).map_err(|e| e.to_string())?;
+    let prepared = prepare(sandbox, urls, ids, event)?;
+    let before = service.metrics();
     let started = Instant::now();
-    let sent_at: Arc<std::sync::Mutex<std::collections::HashMap<String, chrono::DateTime<Utc>>>> =
-        Arc::default();
     let limit = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, id) in ids.iter().enumerate() {
+    for (i, Prepared { body, headers }) in prepared.into_iter().enumerate() {
         if rate > 0 {
             let due = Duration::from_secs_f64(i as f64 / f64::from(rate));
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 tokio::time::sleep(wait).await;
             }
         }
-        let body = json!({
-            "EventName": event,
-            "ResourceUri": format!("{}/engagements/v1/referrals/{id}", urls.partner_center_webhooks),
-            "ResourceName": "referral",
-            "AuditUri": null,
-            "ResourceChangeUtcDate": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        })
-        .to_string();
-        let headers = sandbox.sandbox().webhook_headers(body.as_bytes())?;
         let permit = limit
             .clone()
             .acquire_owned()
             .await
             .map_err(|e| e.to_string())?;
-        let (client, url, key, sent) = (
-            client.clone(),
-            url.clone(),
-            format!("referral:{id}"),
-            sent_at.clone(),
-        );
+        let request = client.post(url.clone()).headers(headers).body(body);
         tasks.spawn(async move {
-            let mut request = client.post(&url).body(body);
-            for (k, v) in headers {
-                request = request.header(k, v);
-            }
-            if let Ok(mut m) = sent.lock() {
-                m.insert(key, Utc::now());
-            }
+            let sent = Utc::now();
             let answer = request.send().await.map(|r| r.status());
             drop(permit);
-            answer
+            (i, sent, answer)
         });
     }
+    let mut sent_at: Vec<Option<chrono::DateTime<Utc>>> = vec![None; ids.len()];
     let mut refused = 0;
     while let Some(r) = tasks.join_next().await {
-        if !matches!(r, Ok(Ok(s)) if s.is_success()) {
-            refused += 1;
+        match r {
+            Ok((i, sent, answer)) => {
+                if let Some(slot) = sent_at.get_mut(i) {
+                    *slot = Some(sent);
+                }
+                if !matches!(answer, Ok(s) if s.is_success()) {
+                    refused += 1;
+                }
+            }
+            Err(_) => refused += 1,
         }
     }
-    // Wait until every stored event has ended (a generous deadline).
-    let deadline = Instant::now() + Duration::from_secs(120 + ids.len() as u64 / 10);
-    let timings = loop {
-        let t = crate::service::blocking(&store, move |s| s.timings(first_id))
-            .await
-            .map_err(|e| e.to_string())?;
-        let pending = t
-            .iter()
-            .any(|e| e.finished_at.is_none() || e.state == crate::store::EventState::Queued);
-        if (!pending && t.len() + refused >= ids.len()) || Instant::now() > deadline {
-            break t;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let sent = sent_at.lock().map(|m| m.clone()).unwrap_or_default();
+    let timings = wait_for_ends(service, first_id, ids.len(), refused, before).await?;
+    let sent: std::collections::HashMap<String, chrono::DateTime<Utc>> = ids
+        .iter()
+        .zip(sent_at)
+        .filter_map(|(id, at)| Some((format!("referral:{id}"), at?)))
+        .collect();
     let mut latencies = Vec::new();
     let mut last_end: Option<chrono::DateTime<Utc>> = None;
     let mut failed = refused;
@@ -333,9 +348,44 @@ async fn drive(
         p95_ms: pct(0.95),
         p99_ms: pct(0.99),
         max_ms: latencies.last().copied().unwrap_or(0.0),
-        api_calls_per_event: (service.metrics().calls - calls_before) as f64 / ids.len() as f64,
+        api_calls_per_event: (service.metrics().calls - before.calls) as f64 / ids.len() as f64,
         errors,
     })
+}
+
+/// Waits until every stored event of the phase has ended (a generous deadline) and
+/// returns their timings. The service's in-memory counters say when that may be the
+/// case; the store (a query over every event of the phase) is read then, or once a
+/// second, so that polling does not compete with the workers for the store.
+async fn wait_for_ends(
+    service: &crate::service::ServiceHandle,
+    first_id: i64,
+    events: usize,
+    refused: usize,
+    before: crate::service::metrics::Snapshot,
+) -> Result<Vec<crate::store::EventTiming>, String> {
+    let store = service.store();
+    let deadline = Instant::now() + Duration::from_secs(120 + events as u64 / 10);
+    let mut last_read: Option<Instant> = None;
+    loop {
+        let now = service.metrics();
+        let ended = (now.processed + now.dead).saturating_sub(before.processed + before.dead);
+        let hinted = ended as usize + refused >= events;
+        let due = last_read.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        if hinted || due || Instant::now() > deadline {
+            last_read = Some(Instant::now());
+            let t = crate::service::blocking(&store, move |s| s.timings(first_id))
+                .await
+                .map_err(|e| e.to_string())?;
+            let pending = t
+                .iter()
+                .any(|e| e.finished_at.is_none() || e.state == crate::store::EventState::Queued);
+            if (!pending && t.len() + refused >= events) || Instant::now() > deadline {
+                return Ok(t);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(if hinted { 50 } else { 10 })).await;
+    }
 }
 
 /// The process's peak resident set (VmHWM) in KiB; 0 where /proc is missing.

@@ -128,7 +128,7 @@ fn check(sandbox: &Sandbox, service: Service, header: Option<&HeaderValue>) -> R
         })
         .map(str::trim)
         .ok_or(Refusal::Missing)?;
-    let urls = sandbox.urls().clone();
+    let urls = sandbox.urls();
     sandbox.with_core(|core| {
         let record = core.tokens.get(token).ok_or(Refusal::Unknown)?;
         let wanted = if service == Service::Salesforce {

@@ -14,7 +14,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::error::{ApiError, Service};
 use super::faults::{self, FaultKind};
-use super::requests::{self, LogEntry};
+use super::requests::{self, LogEntry, LoggedBody};
 use super::state::Sandbox;
 
 /// Largest request body kept whole (as JSON) in the request log.
@@ -73,8 +73,13 @@ async fn front(
         .or_else(|| request.headers().get("client-request-id"))
         .cloned();
     let fault = sandbox.with_core(|core| {
-        core.faults
-            .pick(service, method.as_str(), &path, faults::roll())
+        // Rolled only when a rule exists: most runs have none.
+        (!core.faults.list().is_empty())
+            .then(|| {
+                core.faults
+                    .pick(service, method.as_str(), &path, faults::roll())
+            })
+            .flatten()
     });
     if let Some(FaultKind::Latency { ms }) = fault {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
@@ -141,7 +146,7 @@ async fn front(
         status,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         fault: fault.as_ref().map(describe_fault),
-        body: requests::summarize(&content_type, &body, LOGGED_JSON_BYTES),
+        body: LoggedBody::new(&content_type, &body, LOGGED_JSON_BYTES),
         error,
         write,
     };

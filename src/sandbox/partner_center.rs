@@ -95,8 +95,17 @@ pub(crate) async fn get_one(
     State(sandbox): State<Sandbox>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let referral = sandbox
-        .with_core(|core| core.referrals.get(&id).cloned())
+    // Rendered under the lock: the stored referral is read in place, never copied.
+    let urls = sandbox.urls();
+    let (body, etag) = sandbox
+        .with_core(|core| {
+            let referral = core.referrals.get(&id)?;
+            let etag = referral
+                .get("eTag")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            Some((referral::render(referral, urls, true), etag))
+        })
         .ok_or_else(|| {
             ApiError::new(
                 Service::PartnerCenter,
@@ -105,8 +114,11 @@ pub(crate) async fn get_one(
                 format!("Referral with id '{id}' was not found."),
             )
         })?;
-    let body = referral::render(&referral, sandbox.urls(), true);
-    Ok(with_etag(Json(body).into_response(), &referral))
+    let mut response = Json(body).into_response();
+    if let Some(value) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    Ok(response)
 }
 
 async fn create(

@@ -292,31 +292,29 @@ fn initial_status(
 }
 
 /// Applies a new version of a referral after the rules allow it.
-fn commit(
-    core: &mut Core,
-    id: &str,
-    old: &Value,
-    mut new: Value,
-    actor: Actor,
-) -> Result<Written, ApiError> {
-    check_status(Some(old), &new)?;
-    check_cosell(Some(old), &new)?;
-    if new == *old {
-        return Ok(Written {
-            referral: new,
-            event: None,
-        });
-    }
-    if actor == Actor::Api && text(old, "/status") == Some("Closed") {
-        return Err(invalid(
-            "The referral is closed; a closed referral cannot be updated.",
-        ));
-    }
-    let now = stamp::partner_center(core.stamps.next_partner_center());
-    let became = |status: &str| {
-        text(&new, "/status") == Some(status) && text(old, "/status") != Some(status)
+fn commit(core: &mut Core, id: &str, mut new: Value, actor: Actor) -> Result<Written, ApiError> {
+    // The stored referral is compared in place, not copied.
+    let (accepted, closed) = {
+        let old = core.referrals.get(id).ok_or_else(|| not_found(id))?;
+        check_status(Some(old), &new)?;
+        check_cosell(Some(old), &new)?;
+        if new == *old {
+            return Ok(Written {
+                referral: new,
+                event: None,
+            });
+        }
+        if actor == Actor::Api && text(old, "/status") == Some("Closed") {
+            return Err(invalid(
+                "The referral is closed; a closed referral cannot be updated.",
+            ));
+        }
+        let became = |status: &str| {
+            text(&new, "/status") == Some(status) && text(old, "/status") != Some(status)
+        };
+        (became("Active"), became("Closed"))
     };
-    let (accepted, closed) = (became("Active"), became("Closed"));
+    let now = stamp::partner_center(core.stamps.next_partner_center());
     if let Some(map) = new.as_object_mut() {
         if accepted {
             map.insert("acceptedDateTime".into(), json!(now));
@@ -365,12 +363,8 @@ pub(crate) fn replace(
     body: &Value,
     if_match: Option<&str>,
 ) -> Result<Written, ApiError> {
-    let old = core
-        .referrals
-        .get(id)
-        .cloned()
-        .ok_or_else(|| not_found(id))?;
-    check_if_match(&old, if_match, true)?;
+    let old = core.referrals.get(id).ok_or_else(|| not_found(id))?;
+    check_if_match(old, if_match, true)?;
     if body
         .as_object()
         .is_some_and(|m| m.keys().any(|k| k.eq_ignore_ascii_case("links")))
@@ -390,8 +384,7 @@ pub(crate) fn replace(
         ));
     }
     let mut new = Map::new();
-    let old_map = old.as_object().cloned().unwrap_or_default();
-    for (key, value) in &old_map {
+    for (key, value) in old.as_object().into_iter().flatten() {
         if SERVER_MANAGED.contains(&key.as_str()) {
             new.insert(key.clone(), value.clone());
         } else if let Some(v) = input.remove(key) {
@@ -403,7 +396,7 @@ pub(crate) fn replace(
             new.insert(key, value);
         }
     }
-    commit(core, id, &old, Value::Object(new), Actor::Api)
+    commit(core, id, Value::Object(new), Actor::Api)
 }
 
 /// Applies a JSON-Patch (`replace` and `add` only).
@@ -414,23 +407,22 @@ pub(crate) fn patch(
     if_match: Option<&str>,
     actor: Actor,
 ) -> Result<Written, ApiError> {
-    let old = core
+    let mut new = core
         .referrals
         .get(id)
         .cloned()
         .ok_or_else(|| not_found(id))?;
-    check_if_match(&old, if_match, false)?;
+    check_if_match(&new, if_match, false)?;
     let Some(operations) = operations.as_array() else {
         return Err(invalid(
             "The request body must be a JSON-Patch document (an array of operations).",
         ));
     };
-    let mut new = old.clone();
     for (index, operation) in operations.iter().enumerate() {
         apply(&mut new, operation, actor)
             .map_err(|e| invalid(format!("Operation {index}: {e}")))?;
     }
-    commit(core, id, &old, new, actor)
+    commit(core, id, new, actor)
 }
 
 fn apply(document: &mut Value, operation: &Value, actor: Actor) -> Result<(), String> {

@@ -2,6 +2,7 @@
 //! logged), with a body summary; `GET /_sandbox/requests` and `GET /_sandbox/writes`.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -30,13 +31,69 @@ pub(crate) struct LogEntry {
     pub(crate) fault: Option<String>,
     /// The request body: JSON as JSON, forms with secrets redacted, other text cut short.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) body: Option<Value>,
+    pub(crate) body: Option<LoggedBody>,
     /// The error body of a failed request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<Value>,
     /// True for a successful POST, PUT, PATCH or DELETE on a data API.
     pub(crate) write: bool,
 }
+
+/// A request body in the log. JSON bodies are kept as received and parsed only when
+/// the log is read (most entries never are, and the handler parses the body anyway);
+/// forms (secrets redacted at once) and bodies too large to show whole keep only
+/// their summary.
+#[derive(Debug, Clone)]
+pub(crate) enum LoggedBody {
+    /// Bytes no larger than the JSON limit, with their content type.
+    Raw {
+        content_type: String,
+        bytes: Arc<[u8]>,
+    },
+    /// Already summarized.
+    Summary(Value),
+}
+
+impl LoggedBody {
+    /// Logs a non-empty body (a copy, so the log never holds the connection's read
+    /// buffer the body may share).
+    pub(crate) fn new(content_type: &str, body: &[u8], max_json: usize) -> Option<LoggedBody> {
+        if body.is_empty() {
+            return None;
+        }
+        if body.len() > max_json || content_type.starts_with(FORM) {
+            return summarize(content_type, body, max_json).map(LoggedBody::Summary);
+        }
+        Some(LoggedBody::Raw {
+            content_type: content_type.to_owned(),
+            bytes: Arc::from(body),
+        })
+    }
+
+    /// What the log shows: see [`summarize`].
+    pub(crate) fn summary(&self) -> Option<Value> {
+        match self {
+            // Within the JSON limit by construction, so any limit at least as large
+            // gives the same summary.
+            LoggedBody::Raw {
+                content_type,
+                bytes,
+            } => summarize(content_type, bytes, bytes.len()),
+            LoggedBody::Summary(value) => Some(value.clone()),
+        }
+    }
+}
+
+impl Serialize for LoggedBody {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LoggedBody::Summary(value) => value.serialize(serializer),
+            raw => raw.summary().serialize(serializer),
+        }
+    }
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
 
 /// Filters of `GET /_sandbox/requests` and `GET /_sandbox/writes`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -122,7 +179,7 @@ pub(crate) fn summarize(content_type: &str, body: &[u8], max_json: usize) -> Opt
     if body.is_empty() {
         return None;
     }
-    if content_type.starts_with("application/x-www-form-urlencoded") {
+    if content_type.starts_with(FORM) {
         let fields: serde_json::Map<String, Value> = url::form_urlencoded::parse(body)
             .map(|(k, v)| {
                 let value = if SECRET_FIELDS.contains(&k.as_ref()) {
@@ -162,5 +219,59 @@ mod tests {
         let text = summary.map(|v| v.to_string()).unwrap_or_default();
         assert!(!text.contains("s3cret"), "{text}");
         assert!(text.contains("client_credentials"), "{text}");
+    }
+
+    #[test]
+    fn logged_bodies_read_as_their_summary() {
+        assert!(LoggedBody::new("application/json", b"", 100).is_none());
+        let body = LoggedBody::new("application/json", br#"{"a":1}"#, 100);
+        let shown = serde_json::to_value(&body).unwrap_or_default();
+        assert_eq!(shown, serde_json::json!({"a": 1}));
+        let form = LoggedBody::new(
+            "application/x-www-form-urlencoded",
+            b"client_id=a&client_secret=s3cret",
+            100,
+        );
+        assert!(matches!(form, Some(LoggedBody::Summary(_))));
+        let shown = serde_json::to_string(&form).unwrap_or_default();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        // Too large to show whole: only the cut summary is kept.
+        let large = format!("{{\"a\":\"{}\"}}", "x".repeat(600));
+        let body = LoggedBody::new("application/json", large.as_bytes(), 100);
+        assert!(matches!(body, Some(LoggedBody::Summary(Value::String(_)))));
+        let shown = serde_json::to_value(&body).unwrap_or_default();
+        assert_eq!(
+            shown,
+            summarize("application/json", large.as_bytes(), 100).unwrap_or_default()
+        );
+    }
+
+    #[test]
+    fn the_log_keeps_the_newest_entries() {
+        let mut log = RequestLog::default();
+        for _ in 0..10 {
+            log.push(
+                LogEntry {
+                    seq: 0,
+                    time: String::new(),
+                    service: Service::Dataverse,
+                    method: "GET".into(),
+                    path: "/".into(),
+                    status: 200,
+                    duration_ms: 0,
+                    fault: None,
+                    body: None,
+                    error: None,
+                    write: false,
+                },
+                3,
+            );
+        }
+        let seqs: Vec<u64> = log
+            .select(&LogFilter::default(), false)
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, [8, 9, 10]);
     }
 }

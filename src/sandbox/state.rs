@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::SandboxUrls;
 use super::auth::Token;
 use super::cert::Signer;
-use super::dataverse::{Row, Tombstone};
+use super::dataverse::{Table, Tombstone};
 use super::delivery::Delivery;
 use super::faults::Faults;
 use super::requests::RequestLog;
@@ -115,7 +115,7 @@ pub(crate) struct Core {
     pub(crate) referrals: BTreeMap<String, Value>,
     pub(crate) registration: Option<Value>,
     pub(crate) validation_events: BTreeMap<String, Value>,
-    pub(crate) dataverse: BTreeMap<String, BTreeMap<String, Row>>,
+    pub(crate) dataverse: BTreeMap<String, Table>,
     pub(crate) tombstones: Vec<Tombstone>,
     pub(crate) salesforce: BTreeMap<String, BTreeMap<String, Map<String, Value>>>,
     pub(crate) cursors: HashMap<String, Cursor>,
@@ -172,15 +172,20 @@ impl Core {
         }
     }
 
-    /// Queues a durable write.
-    pub(crate) fn persist(&mut self, namespace: &str, key: &str, value: &Value) {
+    /// Queues a durable write; the value is serialized only when the state is kept.
+    pub(crate) fn persist<T: Serialize + ?Sized>(&mut self, namespace: &str, key: &str, value: &T) {
         if self.persistent {
             self.pending.push(StoreOp::Put {
                 namespace: namespace.to_owned(),
                 key: key.to_owned(),
-                value: value.to_string(),
+                value: serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned()),
             });
         }
+    }
+
+    /// True when writes are kept across restarts (they produce store operations).
+    pub(crate) fn persistent(&self) -> bool {
+        self.persistent
     }
 
     /// Queues a durable delete.
@@ -195,8 +200,8 @@ impl Core {
 
     /// Queues the counters.
     pub(crate) fn persist_counters(&mut self) {
-        let value = serde_json::to_value(&self.counters).unwrap_or(Value::Null);
-        self.persist(ns::META, "counters", &value);
+        let counters = self.counters.clone();
+        self.persist(ns::META, "counters", &counters);
     }
 
     /// The next Dataverse row version.

@@ -183,7 +183,9 @@ fn close_opportunity(
     );
     row.attributes
         .insert("versionnumber".into(), json!(row.version));
-    core.persist(&ns::dataverse(entity.logical), id, &json!(row));
+    if core.persistent() {
+        core.persist(&ns::dataverse(entity.logical), id, &row);
+    }
     core.dataverse
         .entry(entity.logical.to_owned())
         .or_default()

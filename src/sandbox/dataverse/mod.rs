@@ -10,6 +10,7 @@ mod actions;
 mod metadata;
 mod read;
 pub(crate) mod schema;
+mod table;
 mod write;
 
 use axum::Router;
@@ -28,6 +29,7 @@ use super::error::{ApiError, Service};
 use super::front;
 use super::state::{Actor, Sandbox};
 
+pub(crate) use table::Table;
 pub(crate) use write::{apply_seed, seed_currencies};
 
 /// A stored row: attributes by logical name (lookups as `{"id","entity"}`) and the row

@@ -15,7 +15,7 @@ use super::write::etag_version;
 use super::{Request, Row, bad_request, error, row_not_found};
 use crate::sandbox::body::{self, Prefer};
 use crate::sandbox::error::ApiError;
-use crate::sandbox::odata::{self, Filter, OrderKey};
+use crate::sandbox::odata::{self, CmpOp, Filter, Literal, Operand, OrderKey};
 use crate::sandbox::state::Sandbox;
 
 const OPTIONS: &[&str] = &[
@@ -85,41 +85,52 @@ pub(crate) fn render(
     let mut out = Map::new();
     out.insert(
         "@odata.etag".into(),
-        json!(format!("W/\"{}\"", row.version)),
+        Value::String(format!("W/\"{}\"", row.version)),
     );
-    let all: Vec<&Attribute> = entity.attributes.iter().collect();
-    let attributes: Vec<&Attribute> = match select {
-        Some(selected) => selected.to_vec(),
-        None => all,
-    };
-    for attribute in attributes {
-        let property = Entity::property(attribute);
-        let stored = row.attributes.get(attribute.name).unwrap_or(&Value::Null);
-        if attribute.kind.is_lookup() {
-            out.insert(
-                property.clone(),
-                stored.get("id").cloned().unwrap_or(Value::Null),
-            );
-            if annotations && let Some(target) = stored.get("entity") {
-                out.insert(
-                    format!("{property}@Microsoft.Dynamics.CRM.lookuplogicalname"),
-                    target.clone(),
-                );
+    match select {
+        Some(selected) => {
+            for attribute in selected {
+                render_attribute(&mut out, attribute, row, annotations);
             }
-            continue;
         }
-        if annotations && let Some(label) = formatted(attribute, stored) {
-            out.insert(
-                format!("{property}@OData.Community.Display.V1.FormattedValue"),
-                json!(label),
-            );
+        None => {
+            for attribute in entity.attributes {
+                render_attribute(&mut out, attribute, row, annotations);
+            }
         }
-        out.insert(property, stored.clone());
     }
     if let Some(key) = row.attributes.get(entity.key) {
         out.entry(entity.key).or_insert_with(|| key.clone());
     }
     out
+}
+
+fn render_attribute(
+    out: &mut Map<String, Value>,
+    attribute: &Attribute,
+    row: &Row,
+    annotations: bool,
+) {
+    let property = Entity::property(attribute);
+    let stored = row.attributes.get(attribute.name).unwrap_or(&Value::Null);
+    if attribute.kind.is_lookup() {
+        let id = stored.get("id").cloned().unwrap_or(Value::Null);
+        let target = stored.get("entity").filter(|_| annotations);
+        let annotation =
+            target.map(|_| format!("{property}@Microsoft.Dynamics.CRM.lookuplogicalname"));
+        out.insert(property, id);
+        if let (Some(name), Some(target)) = (annotation, target) {
+            out.insert(name, target.clone());
+        }
+        return;
+    }
+    if annotations && let Some(label) = formatted(attribute, stored) {
+        out.insert(
+            format!("{property}@OData.Community.Display.V1.FormattedValue"),
+            Value::String(label),
+        );
+    }
+    out.insert(property, stored.clone());
 }
 
 /// `@odata.context` for a set, a selection and a single row.
@@ -167,30 +178,30 @@ pub(super) fn get(
     let pairs = body::query_pairs(request.uri.query());
     let select = parse_select(entity, &pairs)?;
     let prefer = Prefer::parse(&request.headers);
-    let row = sandbox
+    let not_modified = body::header_text(&request.headers, "if-none-match").and_then(etag_version);
+    let annotations = prefer.annotations.is_some();
+    // Rendered under the lock: the row is read in place, never copied.
+    let rendered = sandbox
         .with_core(|core| {
-            core.dataverse
+            let row = core
+                .dataverse
                 .get(entity.logical)
-                .and_then(|rows| rows.get(id))
-                .cloned()
+                .and_then(|rows| rows.get(id))?;
+            if not_modified == Some(row.version) {
+                return Some(None);
+            }
+            Some(Some(render(entity, row, select.as_deref(), annotations)))
         })
         .ok_or_else(|| row_not_found(entity.logical, id))?;
-    if let Some(tag) = body::header_text(&request.headers, "if-none-match")
-        && etag_version(tag) == Some(row.version)
-    {
+    let Some(rendered) = rendered else {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
-    }
+    };
     let mut out = Map::new();
     out.insert(
         "@odata.context".into(),
         json!(context(sandbox, entity, select.as_deref(), true)),
     );
-    out.extend(render(
-        entity,
-        &row,
-        select.as_deref(),
-        prefer.annotations.is_some(),
-    ));
+    out.extend(rendered);
     let mut response = Json(Value::Object(out)).into_response();
     if prefer.annotations.is_some() {
         preference_applied(
@@ -345,6 +356,34 @@ fn parse_query(
     })
 }
 
+/// A conjunct `column eq 'text'` (or a GUID) of the filter that an index can answer:
+/// the column, the literal and whether the literal also reads as a number. Only rows
+/// the index names can pass the whole filter.
+fn equality(entity: &Entity, filter: &Filter) -> Option<(&'static Attribute, String, bool)> {
+    match filter {
+        Filter::And(a, b) => equality(entity, a).or_else(|| equality(entity, b)),
+        Filter::Compare(left, CmpOp::Eq, right) => {
+            let (path, literal) = match (left, right) {
+                (Operand::Path(path), Operand::Literal(literal))
+                | (Operand::Literal(literal), Operand::Path(path)) => (path, literal),
+                _ => return None,
+            };
+            let [name] = path.as_slice() else {
+                return None;
+            };
+            let attribute = entity.queryable(name)?;
+            match literal {
+                Literal::String(text) => {
+                    Some((attribute, text.clone(), text.parse::<f64>().is_ok()))
+                }
+                Literal::Guid(guid) => Some((attribute, guid.clone(), false)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// `GET /{set}`: a query, a page of one, or a change-tracking delta.
 pub(super) fn query(
     sandbox: &Sandbox,
@@ -358,31 +397,6 @@ pub(super) fn query(
     }
     let query = parse_query(entity, &pairs, prefer.track_changes)?;
     let annotations = prefer.annotations.is_some();
-    // Only the rows that match are copied out of the state.
-    let (mut full, version, max_page) = sandbox.with_core(|core| {
-        let rows: Vec<(Value, Row)> = core
-            .dataverse
-            .get(entity.logical)
-            .map(|r| {
-                r.values()
-                    .filter_map(|row| {
-                        let json =
-                            Value::Object(render(entity, row, Some(&query.compared), false));
-                        query
-                            .filter
-                            .as_ref()
-                            .is_none_or(|f| f.matches(&json, true))
-                            .then(|| (json, row.clone()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        (
-            rows,
-            core.counters.dataverse_version,
-            core.settings.dataverse_max_page_size.max(1),
-        )
-    });
     let default_order = [
         OrderKey {
             path: vec!["createdon".into()],
@@ -398,8 +412,6 @@ pub(super) fn query(
     } else {
         &query.order[..]
     };
-    full.sort_by(|(a, _), (b, _)| odata::compare_records(a, b, order, true));
-    let total = full.len();
     let token = body::query_value(&pairs, "$skiptoken");
     let offset = match token {
         None => 0,
@@ -407,26 +419,60 @@ pub(super) fn query(
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| bad_request("Invalid $skiptoken."))?,
     };
+    // Rows are tested and sorted on their compared attributes, and only the page is
+    // rendered in full, all in place: no row is copied out of the state.
+    let (value, total, version, page, limit) = sandbox.with_core(|core| {
+        let version = core.counters.dataverse_version;
+        let max_page = core.settings.dataverse_max_page_size.max(1);
+        let page = prefer
+            .max_page_size
+            .filter(|n| *n > 0)
+            .map(|n| n.min(max_page));
+        let limit = match (page, query.top) {
+            (Some(page), _) => page,
+            (None, Some(top)) => top.min(max_page),
+            (None, None) => max_page,
+        };
+        let mut matched: Vec<(Value, &Row)> = match core.dataverse.get_mut(entity.logical) {
+            None => Vec::new(),
+            Some(table) => {
+                let candidates = match query.filter.as_ref().and_then(|f| equality(entity, f)) {
+                    Some((attribute, literal, numeric)) => {
+                        table.candidates(attribute, &literal, numeric)
+                    }
+                    None => table.values().collect(),
+                };
+                candidates
+                    .into_iter()
+                    .filter_map(|row| {
+                        let json = Value::Object(render(entity, row, Some(&query.compared), false));
+                        query
+                            .filter
+                            .as_ref()
+                            .is_none_or(|f| f.matches(&json, true))
+                            .then_some((json, row))
+                    })
+                    .collect()
+            }
+        };
+        matched.sort_by(|(a, _), (b, _)| odata::compare_records(a, b, order, true));
+        let total = matched.len();
+        let start = offset.min(total);
+        let end = start.saturating_add(limit).min(total);
+        let value: Vec<Value> = matched[start..end]
+            .iter()
+            .map(|(_, row)| {
+                Value::Object(render(entity, row, query.select.as_deref(), annotations))
+            })
+            .collect();
+        (value, total, version, page, limit)
+    });
     let delta_from = token
         .and_then(|t| cookie_value(t, "deltaversion"))
         .and_then(|v| v.parse().ok())
         .unwrap_or(version);
-    let page = prefer
-        .max_page_size
-        .filter(|n| *n > 0)
-        .map(|n| n.min(max_page));
-    let limit = match (page, query.top) {
-        (Some(page), _) => page,
-        (None, Some(top)) => top.min(max_page),
-        (None, None) => max_page,
-    };
-    let start = offset.min(total);
-    let end = start.saturating_add(limit).min(total);
+    let end = offset.min(total).saturating_add(limit).min(total);
     let more = end < total && !(page.is_none() && query.top.is_some());
-    let value: Vec<Value> = full[start..end]
-        .iter()
-        .map(|(_, row)| Value::Object(render(entity, row, query.select.as_deref(), annotations)))
-        .collect();
     let mut out = Map::new();
     out.insert(
         "@odata.context".into(),
@@ -495,24 +541,25 @@ fn delta(
                 "Version stamp associated with the client has expired. Please perform a full sync.",
             )
         })?;
-    let (rows, tombstones, version) = sandbox.with_core(|core| {
-        let rows: Vec<Row> = core
+    let annotations = prefer.annotations.is_some();
+    let (mut value, tombstones, version) = sandbox.with_core(|core| {
+        let mut rows: Vec<&Row> = core
             .dataverse
             .get(entity.logical)
-            .map(|r| {
-                r.values()
-                    .filter(|row| row.version > since)
-                    .cloned()
-                    .collect()
-            })
+            .map(|r| r.values().filter(|row| row.version > since).collect())
             .unwrap_or_default();
+        rows.sort_by_key(|row| row.version);
+        let value: Vec<Value> = rows
+            .into_iter()
+            .map(|row| Value::Object(render(entity, row, select.as_deref(), annotations)))
+            .collect();
         let tombstones: Vec<String> = core
             .tombstones
             .iter()
             .filter(|t| t.entity == entity.logical && t.version > since)
             .map(|t| t.id.clone())
             .collect();
-        (rows, tombstones, core.counters.dataverse_version)
+        (value, tombstones, core.counters.dataverse_version)
     });
     if since > version {
         return Err(error(
@@ -521,20 +568,7 @@ fn delta(
             "Version stamp associated with the client has expired. Please perform a full sync.",
         ));
     }
-    let mut rows = rows;
-    rows.sort_by_key(|row| row.version);
     let base = format!("{}/api/data/v9.2", sandbox.urls().dataverse);
-    let mut value: Vec<Value> = rows
-        .iter()
-        .map(|row| {
-            Value::Object(render(
-                entity,
-                row,
-                select.as_deref(),
-                prefer.annotations.is_some(),
-            ))
-        })
-        .collect();
     value.extend(tombstones.into_iter().map(|id| {
         json!({"@odata.context": format!("{base}/$metadata#{}/$deletedEntity", entity.set), "id": id, "reason": "deleted"})
     }));

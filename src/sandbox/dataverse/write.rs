@@ -329,7 +329,9 @@ fn computed(entity: &Entity, attributes: &mut Map<String, Value>) {
 }
 
 fn store(core: &mut Core, entity: &Entity, id: &str, row: Row) {
-    core.persist(&ns::dataverse(entity.logical), id, &json!(row));
+    if core.persistent() {
+        core.persist(&ns::dataverse(entity.logical), id, &row);
+    }
     core.dataverse
         .entry(entity.logical.to_owned())
         .or_default()
@@ -343,7 +345,7 @@ pub(crate) fn create_row(
     id: Option<String>,
     body: &Value,
     actor: Actor,
-) -> Result<(String, Row), ApiError> {
+) -> Result<String, ApiError> {
     let id = id
         .or_else(|| {
             body.get(entity.key)
@@ -387,7 +389,7 @@ pub(crate) fn create_row(
         let exists = core
             .dataverse
             .get("transactioncurrency")
-            .is_some_and(|r| r.contains_key(*usd));
+            .is_some_and(|r| r.contains_key(usd));
         if exists {
             attributes.insert(
                 "transactioncurrencyid".into(),
@@ -418,8 +420,8 @@ pub(crate) fn create_row(
         version,
         attributes,
     };
-    store(core, entity, &id, row.clone());
-    Ok((id, row))
+    store(core, entity, &id, row);
+    Ok(id)
 }
 
 /// Updates a row.
@@ -429,7 +431,7 @@ pub(crate) fn update_row(
     id: &str,
     body: &Value,
     actor: Actor,
-) -> Result<Row, ApiError> {
+) -> Result<(), ApiError> {
     let mut row = core
         .dataverse
         .get(entity.logical)
@@ -458,8 +460,8 @@ pub(crate) fn update_row(
     computed(entity, &mut row.attributes);
     row.version = core.next_dataverse_version();
     stamp_row(&mut row.attributes, row.version, actor, false);
-    store(core, entity, id, row.clone());
-    Ok(row)
+    store(core, entity, id, row);
+    Ok(())
 }
 
 /// Deletes a row, leaving a tombstone for change tracking.
@@ -491,42 +493,80 @@ fn entity_id_url(sandbox: &Sandbox, entity: &Entity, id: &str) -> String {
     )
 }
 
+/// What a write answers with `return=representation`: the `$select` asked for (a bad
+/// one fails the request after the write) and whether annotations are wanted.
+struct Representation {
+    select: Result<Option<Vec<&'static Attribute>>, ApiError>,
+    annotations: bool,
+}
+
+impl Representation {
+    fn of(entity: &Entity, request: &Request) -> Option<Representation> {
+        let prefer = Prefer::parse(&request.headers);
+        prefer.representation.then(|| Representation {
+            select: read::parse_select(entity, &body::query_pairs(request.uri.query())),
+            annotations: prefer.annotations.is_some(),
+        })
+    }
+}
+
+/// The written row's version and, when asked for, its rendering; read in place
+/// while the state is still locked.
+fn written_row(
+    core: &Core,
+    entity: &Entity,
+    id: &str,
+    representation: Option<&Representation>,
+) -> Result<(u64, Option<Map<String, Value>>), ApiError> {
+    let row = core
+        .dataverse
+        .get(entity.logical)
+        .and_then(|rows| rows.get(id))
+        .ok_or_else(|| row_not_found(entity.logical, id))?;
+    let body = representation.and_then(|r| {
+        let select = r.select.as_ref().ok()?;
+        Some(read::render(entity, row, select.as_deref(), r.annotations))
+    });
+    Ok((row.version, body))
+}
+
 fn written(
     sandbox: &Sandbox,
     entity: &Entity,
     id: &str,
-    row: &Row,
-    request: &Request,
+    (version, body): (u64, Option<Map<String, Value>>),
+    representation: Option<Representation>,
     created: bool,
 ) -> Result<Response, ApiError> {
-    let prefer = Prefer::parse(&request.headers);
-    let mut response = if prefer.representation {
-        let pairs = body::query_pairs(request.uri.query());
-        let select = read::parse_select(entity, &pairs)?;
-        let mut body = read::render(entity, row, select.as_deref(), prefer.annotations.is_some());
-        body.insert(
-            "@odata.context".into(),
-            json!(read::context(sandbox, entity, select.as_deref(), true)),
-        );
-        let status = if created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        };
-        let mut response = (status, Json(Value::Object(body))).into_response();
-        response.headers_mut().insert(
-            "preference-applied",
-            HeaderValue::from_static("return=representation"),
-        );
-        response
-    } else {
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        if let Ok(value) = HeaderValue::from_str(&entity_id_url(sandbox, entity, id)) {
-            response.headers_mut().insert("odata-entityid", value);
+    let mut response = match representation {
+        Some(representation) => {
+            let select = representation.select?;
+            let mut body = body.unwrap_or_default();
+            body.insert(
+                "@odata.context".into(),
+                json!(read::context(sandbox, entity, select.as_deref(), true)),
+            );
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            let mut response = (status, Json(Value::Object(body))).into_response();
+            response.headers_mut().insert(
+                "preference-applied",
+                HeaderValue::from_static("return=representation"),
+            );
+            response
         }
-        response
+        None => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            if let Ok(value) = HeaderValue::from_str(&entity_id_url(sandbox, entity, id)) {
+                response.headers_mut().insert("odata-entityid", value);
+            }
+            response
+        }
     };
-    if let Ok(value) = HeaderValue::from_str(&format!("W/\"{}\"", row.version)) {
+    if let Ok(value) = HeaderValue::from_str(&format!("W/\"{version}\"")) {
         response.headers_mut().insert(header::ETAG, value);
     }
     Ok(response)
@@ -540,9 +580,13 @@ pub(super) fn create(
 ) -> Result<Response, ApiError> {
     let input =
         body::json(&request.headers, &request.body, &["application/json"]).map_err(body_error)?;
-    let (id, row) =
-        sandbox.with_core(|core| create_row(core, entity, None, &input, request.actor))?;
-    written(sandbox, entity, &id, &row, request, true)
+    let representation = Representation::of(entity, request);
+    let (id, row) = sandbox.with_core(|core| {
+        let id = create_row(core, entity, None, &input, request.actor)?;
+        let row = written_row(core, entity, &id, representation.as_ref())?;
+        Ok::<_, ApiError>((id, row))
+    })?;
+    written(sandbox, entity, &id, row, representation, true)
 }
 
 /// Parses a weak eTag `W/"n"` to its version.
@@ -566,6 +610,7 @@ pub(super) fn patch(
         body::json(&request.headers, &request.body, &["application/json"]).map_err(body_error)?;
     let if_match = body::header_text(&request.headers, "if-match").map(str::to_owned);
     let if_none_match = body::header_text(&request.headers, "if-none-match").map(str::to_owned);
+    let representation = Representation::of(entity, request);
     let (row, created) = sandbox.with_core(|core| {
         let existing = core.dataverse.get(entity.logical).and_then(|rows| rows.get(id)).map(|r| r.version);
         match (if_match.as_deref(), existing) {
@@ -582,13 +627,15 @@ pub(super) fn patch(
         if if_none_match.as_deref() == Some("*") && existing.is_some() {
             return Err(error(StatusCode::PRECONDITION_FAILED, "0x80040237", "A record with matching key values already exists."));
         }
-        if existing.is_some() {
-            Ok((update_row(core, entity, id, &input, request.actor)?, false))
+        let created = existing.is_none();
+        if created {
+            create_row(core, entity, Some(id.to_owned()), &input, request.actor)?;
         } else {
-            Ok((create_row(core, entity, Some(id.to_owned()), &input, request.actor)?.1, true))
+            update_row(core, entity, id, &input, request.actor)?;
         }
+        Ok((written_row(core, entity, id, representation.as_ref())?, created))
     })?;
-    written(sandbox, entity, id, &row, request, created)
+    written(sandbox, entity, id, row, representation, created)
 }
 
 /// `DELETE /{set}(id)`.
