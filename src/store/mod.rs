@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS events (
     finished_at TEXT
 );
 CREATE INDEX IF NOT EXISTS events_ready ON events(state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS events_queue ON events(state, id);
 CREATE INDEX IF NOT EXISTS events_record ON events(record_key, state, id);
 CREATE TABLE IF NOT EXISTS links (
     mapping TEXT NOT NULL,

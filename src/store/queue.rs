@@ -116,6 +116,19 @@ pub enum Enqueued {
 
 const COLUMNS: &str = "id, source, record_key, dedupe_key, flow, payload, received_at, state, attempts, next_attempt_at, last_error, run_id";
 
+/// The due events at the head of their record's queue, oldest first. Walks
+/// the `events_queue` index (state, id) in id order and stops at the limit, so
+/// a long backlog costs nothing per claim (no sort of every queued event).
+pub(super) fn claim_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM events e INDEXED BY events_queue
+         WHERE state = 'queued' AND next_attempt_at <= ?1
+           AND NOT EXISTS (SELECT 1 FROM events r WHERE r.record_key = e.record_key AND r.state = 'running')
+           AND NOT EXISTS (SELECT 1 FROM events p WHERE p.record_key = e.record_key AND p.state = 'queued' AND p.id < e.id)
+         ORDER BY id LIMIT ?2"
+    )
+}
+
 fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Event, String)> {
     let payload: String = row.get(5)?;
     let state: String = row.get(7)?;
@@ -183,13 +196,7 @@ impl Store {
         let tx = conn.transaction()?;
         let now = now();
         let claimed = {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM events e
-                 WHERE state = 'queued' AND next_attempt_at <= ?1
-                   AND NOT EXISTS (SELECT 1 FROM events r WHERE r.record_key = e.record_key AND r.state = 'running')
-                   AND NOT EXISTS (SELECT 1 FROM events p WHERE p.record_key = e.record_key AND p.state = 'queued' AND p.id < e.id)
-                 ORDER BY id LIMIT ?2"
-            ))?;
+            let mut stmt = tx.prepare_cached(&claim_sql())?;
             let rows = stmt.query_map(params![now, limit as i64], row_to_event)?;
             let mut out = Vec::new();
             for r in rows {

@@ -151,3 +151,26 @@ fn a_new_event_supersedes_the_waiting_ones_of_its_record() {
             .is_some_and(|m| m.starts_with("superseded by event"))
     );
 }
+
+#[test]
+fn the_claim_walks_the_queue_index_without_sorting_the_backlog() {
+    let (_d, s) = store();
+    let conn = s.conn().unwrap_or_else(|e| panic!("{e}"));
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", queue::claim_sql()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let plan: Vec<String> = stmt
+        .query_map(rusqlite::params!["2030-01-01", 1], |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(Result::ok)
+        .collect();
+    let text = plan.join("\n");
+    assert!(text.contains("events_queue"), "{text}");
+    assert!(!text.contains("TEMP B-TREE"), "{text}");
+    assert!(
+        text.contains("events_record"),
+        "the record checks use the index: {text}"
+    );
+}
