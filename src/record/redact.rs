@@ -7,20 +7,33 @@ pub const REDACTED: &str = "***";
 
 /// True for keys whose values are secrets.
 pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase().replace(['-', '_'], "");
-    [
-        "secret",
-        "password",
-        "token",
-        "authorization",
-        "apikey",
-        "signature",
-        "cookie",
-        "assertion",
-        "privatekey",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
+    const SECRETS: [&[u8]; 9] = [
+        b"secret",
+        b"password",
+        b"token",
+        b"authorization",
+        b"apikey",
+        b"signature",
+        b"cookie",
+        b"assertion",
+        b"privatekey",
+    ];
+    // Lower-cased without `-` and `_`, on the stack: run records test every key
+    // of every record they hold.
+    let mut buf = [0u8; 96];
+    let mut len = 0;
+    for b in key.bytes().filter(|b| *b != b'-' && *b != b'_') {
+        if len == buf.len() {
+            let long = key.to_ascii_lowercase().replace(['-', '_'], "");
+            return SECRETS
+                .iter()
+                .any(|s| long.as_bytes().windows(s.len()).any(|w| w == *s));
+        }
+        buf[len] = b.to_ascii_lowercase();
+        len += 1;
+    }
+    let k = &buf[..len];
+    SECRETS.iter().any(|s| k.windows(s.len()).any(|w| w == *s))
 }
 
 /// A copy of `v` with secret-named fields replaced and bearer tokens masked.
@@ -84,5 +97,29 @@ mod tests {
             "got 401 for Bearer ***, retrying"
         );
         assert_eq!(redact_text("no secrets here"), "no secrets here");
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::is_secret_key;
+
+    #[test]
+    fn secret_keys_are_found_whatever_their_case_separators_and_length() {
+        for k in [
+            "client_secret",
+            "API-Key",
+            "x_ms_signature",
+            "refreshToken",
+            "PRIVATE_KEY",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in ["name", "dealValue", "tok", "keyboard"] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+        let long = format!("{}_client_secret", "x".repeat(200));
+        assert!(is_secret_key(&long));
+        assert!(!is_secret_key(&"y".repeat(200)));
     }
 }
