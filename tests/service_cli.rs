@@ -701,5 +701,36 @@ async fn sync_full_dry_run_writes_nothing_and_sync_full_creates_the_opportunitie
     assert_eq!(again["totals"]["updated"], 0, "{again:#}");
     assert_eq!(again["totals"]["failed"], 0, "{again:#}");
     assert_eq!(again["totals"]["runs"], 4, "{again:#}");
+
+    // A real second pass records the links' sync bases (the service's next runs
+    // merge three-way against them) and writes nothing.
+    let seq = sandbox_writes(&admin).await.len();
+    let second = run_async(
+        args(&["sync", "--full", "-p", "mappings", "--state", &s]),
+        line.clone(),
+    )
+    .await;
+    assert_eq!(
+        code(&second),
+        Some(0),
+        "{}{}",
+        stdout(&second),
+        stderr(&second)
+    );
+    assert_eq!(sandbox_writes(&admin).await.len(), seq, "nothing to write");
+    let store = open(&state);
+    for mapping in [
+        "referral-opportunity-dynamics365",
+        "referral-opportunity-salesforce",
+    ] {
+        let links = store.links(mapping).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(links.len(), 1, "{mapping}: {links:?}");
+        assert!(links[0].crm_id.is_some(), "{links:?}");
+        assert!(
+            links[0].base.contains_key("Deal value"),
+            "{mapping}: {:?}",
+            links[0].base.keys().collect::<Vec<_>>()
+        );
+    }
     handle.shutdown().await;
 }

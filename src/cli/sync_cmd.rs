@@ -23,10 +23,11 @@ use super::Outcome;
 use super::args::{OutputFormat, SyncArgs};
 use super::service_setup::{self, Opened};
 use super::sync_report::{Direction, Report, Source};
-use crate::record::{RecordingObserver, RunRecord};
+use crate::record::RunRecord;
 use crate::runtime::trigger::trigger_from_event;
-use crate::runtime::{ConnectorSet, Interpreter, Request, RunOptions};
+use crate::runtime::{ConnectorSet, Interpreter, Request, RunOptions, SyncedPair};
 use crate::service::dispatch;
+use crate::service::links::{self, PairObserver};
 use crate::spec::flow::{ChangeKind, RunStatus};
 use crate::store::{AuditEntry, Store};
 
@@ -53,10 +54,23 @@ pub(super) fn run(args: &SyncArgs, color: bool) -> Outcome {
         Ok(p) => p,
         Err(o) => return o,
     };
+    // A dry run reads the links of an existing state file (so that its report
+    // merges three-way like the service would) but never creates or writes one.
+    let state = service_setup::state_path(&project, &args.target);
     let store = if args.dry_run {
-        None
+        if state.exists() {
+            match service_setup::open_store(&state) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Outcome::Usage;
+                }
+            }
+        } else {
+            None
+        }
     } else {
-        match service_setup::open_store(&service_setup::state_path(&project, &args.target)) {
+        match service_setup::open_store(&state) {
             Ok(s) => Some(s),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -272,9 +286,9 @@ async fn run_all(
                     item.flow,
                     super::table::cell(&item.record, 13)
                 ));
-                let record = run_one(opened, &item, dry_run).await;
-                if let Some(store) = store {
-                    save(store, &record).await;
+                let (record, pairs) = run_one(opened, &item, dry_run, store).await;
+                if let Some(store) = store.filter(|_| !dry_run) {
+                    save(store, &record, pairs).await;
                 }
                 bar.inc(1);
                 out.push((item.record, record));
@@ -289,11 +303,34 @@ async fn run_all(
         .collect()
 }
 
-async fn run_one(opened: &Opened, item: &Item, dry_run: bool) -> RunRecord {
+/// Runs one item against the links' sync bases; returns its record and, when
+/// it succeeded, the pairs whose new bases are to be saved.
+async fn run_one(
+    opened: &Opened,
+    item: &Item,
+    dry_run: bool,
+    store: Option<&Arc<Store>>,
+) -> (RunRecord, Vec<SyncedPair>) {
     let project = &opened.project;
-    let mut observer = RecordingObserver::new();
+    let mut observer = PairObserver::default();
+    let bases = match store {
+        Some(store) => {
+            let (store, trigger) = (store.clone(), item.trigger.clone());
+            let mappings = links::mapping_names(project);
+            tokio::task::spawn_blocking(move || links::bases(&store, &mappings, &trigger))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .unwrap_or_else(|e| {
+                    eprintln!("warning: cannot read the links ({e}); comparing two-way");
+                    Default::default()
+                })
+        }
+        None => Default::default(),
+    };
     let options = RunOptions {
         dry_run,
+        bases,
         ..RunOptions::default()
     };
     let Some(flow) = project.flow(&item.flow) else {
@@ -310,16 +347,22 @@ async fn run_one(opened: &Opened, item: &Item, dry_run: bool) -> RunRecord {
             duration_ms: 0,
             outputs: serde_json::Map::new(),
         };
-        return observer.finish(&outcome);
+        return (observer.record.finish(&outcome), Vec::new());
     };
     let outcome = Interpreter::new(project, opened.set.as_ref() as &dyn ConnectorSet)
         .run(flow, item.trigger.clone(), &mut observer, options)
         .await;
-    observer.finish(&outcome)
+    let pairs = if outcome.status == RunStatus::Succeeded {
+        std::mem::take(&mut observer.pairs)
+    } else {
+        Vec::new()
+    };
+    (observer.record.finish(&outcome), pairs)
 }
 
-/// Stores a run and its audit line (off the async threads).
-async fn save(store: &Arc<Store>, record: &RunRecord) {
+/// Stores a run, its audit line and the new bases of its links (off the async
+/// threads).
+async fn save(store: &Arc<Store>, record: &RunRecord, pairs: Vec<SyncedPair>) {
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
     let status = match record.status {
         RunStatus::Succeeded => "succeeded",
@@ -347,7 +390,8 @@ async fn save(store: &Arc<Store>, record: &RunRecord) {
     let (store, record) = (store.clone(), record.clone());
     let saved = tokio::task::spawn_blocking(move || {
         store.save_run(&record, None)?;
-        store.audit(&entry)
+        store.audit(&entry)?;
+        links::save(&store, &pairs)
     })
     .await;
     match saved {

@@ -7,6 +7,7 @@
 //! - [`poller`]: CRM change detection by watermark;
 //! - [`worker`]: claims events and runs flows through the interpreter;
 //! - [`dispatch`]: which flows an event starts;
+//! - [`links`]: sync bases read before a run and saved after it;
 //! - [`mirror`]: the CRM records last read or written, so that a steady-state
 //!   change costs two API calls;
 //! - [`metrics`]: Prometheus counters and gauges.
@@ -14,6 +15,7 @@
 //! Every SQLite call runs on `spawn_blocking`, never on the async runtime.
 
 pub mod dispatch;
+pub mod links;
 pub mod metrics;
 pub mod mirror;
 pub mod poller;

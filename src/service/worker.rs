@@ -3,7 +3,6 @@
 //! record and an audit line, and complete the event — or schedule a retry with
 //! backoff, or dead-letter it once the attempts are spent.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,15 +10,12 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use super::links::{self, PairObserver};
 use super::mirror::Cached;
 use super::{Shared, blocking};
 use crate::compile::{CompiledFlow, CompiledProject, ConnectorId};
-use crate::record::RecordingObserver;
 use crate::runtime::trigger::trigger_from_event;
-use crate::runtime::{
-    BoxFuture, ConnectorError, ConnectorSet, Interpreter, Request, RunObserver, RunOptions,
-    StepRecord, SyncedPair, WriteRecord,
-};
+use crate::runtime::{BoxFuture, ConnectorError, ConnectorSet, Interpreter, Request, RunOptions};
 use crate::spec::flow::{RunStatus, TriggerSpec};
 use crate::store::{AuditEntry, Event, EventState};
 
@@ -125,7 +121,14 @@ pub(crate) async fn process(shared: &Arc<Shared>, event: Event) {
         project: &project,
         metrics: &shared.metrics,
     };
-    let bases = match load_bases(shared, &project, &trigger).await {
+    let read = {
+        let (mappings, trigger) = (links::mapping_names(&project), trigger.clone());
+        blocking(&shared.config.store, move |s| {
+            links::bases(s, &mappings, &trigger)
+        })
+        .await
+    };
+    let bases = match read {
         Ok(b) => b,
         Err(e) => {
             finish_failed(
@@ -142,10 +145,7 @@ pub(crate) async fn process(shared: &Arc<Shared>, event: Event) {
     };
     let mut restarts = 0;
     let (outcome, mut observer) = loop {
-        let mut observer = Observer {
-            record: RecordingObserver::new(),
-            pairs: Vec::new(),
-        };
+        let mut observer = PairObserver::default();
         let options = RunOptions {
             bases: bases.clone(),
             ..RunOptions::default()
@@ -212,7 +212,7 @@ pub(crate) async fn process(shared: &Arc<Shared>, event: Event) {
                 .and_then(|()| s.audit(&entry))
                 .and_then(|()| {
                     if succeeded {
-                        save_links(s, &pairs)
+                        links::save(s, &pairs)
                     } else {
                         Ok(())
                     }
@@ -331,92 +331,4 @@ impl ConnectorSet for Counting<'_> {
     fn writes(&self, connector: ConnectorId, operation: &str) -> bool {
         self.inner.writes(connector, operation)
     }
-}
-
-/// Records the run and collects what `diff` steps learnt about linked pairs.
-struct Observer {
-    record: RecordingObserver,
-    pairs: Vec<SyncedPair>,
-}
-
-impl RunObserver for Observer {
-    fn step(&mut self, record: StepRecord) {
-        self.record.step(record);
-    }
-    fn write(&mut self, record: WriteRecord) {
-        self.record.write(record);
-    }
-    fn call(&mut self, record: crate::runtime::observer::CallRecord) {
-        self.record.call(record);
-    }
-    fn synced(&mut self, pair: SyncedPair) {
-        self.pairs.push(pair);
-    }
-}
-
-/// The sync bases of the record an event is about, by mapping: links found by
-/// the referral id (Partner Center events) or the CRM record id (CRM changes).
-async fn load_bases(
-    shared: &Arc<Shared>,
-    project: &CompiledProject,
-    trigger: &Value,
-) -> Result<BTreeMap<String, crate::mapping::Base>, crate::store::StoreError> {
-    let referral = trigger
-        .get("resource_id")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let crm = trigger
-        .get("record_id")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let mappings: Vec<String> = project.mappings.iter().map(|m| m.name.clone()).collect();
-    blocking(&shared.config.store, move |s| {
-        let mut out = BTreeMap::new();
-        for m in &mappings {
-            let link = match (&referral, &crm) {
-                (Some(r), _) => s.link_by_referral(m, r)?,
-                (None, Some(c)) => s.link_by_crm(m, c)?,
-                (None, None) => None,
-            };
-            if let Some(link) = link {
-                out.insert(m.clone(), link.base);
-            }
-        }
-        Ok(out)
-    })
-    .await
-}
-
-/// Stores the new bases of a successful run and parks its conflicts (once per
-/// open conflict of a field).
-fn save_links(
-    s: &crate::store::Store,
-    pairs: &[SyncedPair],
-) -> Result<(), crate::store::StoreError> {
-    for p in pairs {
-        let Some(referral) = p.referral_id.as_deref() else {
-            continue;
-        };
-        if let Err(e) = s.save_link(&p.mapping, referral, p.crm_id.as_deref(), &p.base) {
-            tracing::warn!(
-                referral,
-                crm = p.crm_id.as_deref().unwrap_or("-"),
-                "cannot save the link: {e}"
-            );
-        }
-        if p.conflicts.is_empty() {
-            continue;
-        }
-        let open = s.conflicts(false)?;
-        for c in &p.conflicts {
-            let parked = open
-                .iter()
-                .any(|o| o.mapping == p.mapping && o.referral_id == referral && o.field == c.label);
-            if !parked {
-                let id = s.park_conflict(&p.mapping, referral, p.crm_id.as_deref(), c)?;
-                tracing::warn!(conflict = id, referral, field = %c.label, "conflict parked for a person (`cosync conflicts`)");
-            }
-        }
-    }
-    Ok(())
 }
