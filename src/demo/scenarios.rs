@@ -1,4 +1,5 @@
-//! The scenarios, step by step, for each CRM.
+//! The scenarios, step by step, for each CRM: scenario 1 in [`crm_to_pc`],
+//! scenario 2 here.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -6,6 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{Admin, Crm, StepResult};
+
+mod crm_to_pc;
 
 /// The "new deal" Microsoft shares: the shipped test fixture, as Partner Center
 /// would hold it before the partner sees it.
@@ -103,6 +106,27 @@ impl Recorder {
         });
         ok
     }
+
+    /// The id `id` reads in `created`; else records the step as failed (with
+    /// the error, or `missing`) and gives `None`.
+    fn created_id(
+        &mut self,
+        scenario: u8,
+        action: &str,
+        direction: &str,
+        created: Result<Value, String>,
+        id: fn(&Value) -> Option<&str>,
+        missing: &str,
+    ) -> Option<String> {
+        let id = created.and_then(|v| id(&v).map(str::to_string).ok_or_else(|| missing.into()));
+        match id {
+            Ok(id) => Some(id),
+            Err(e) => {
+                self.record(scenario, action, direction, Err(e));
+                None
+            }
+        }
+    }
 }
 
 /// Plays both scenarios against one CRM; a failed step ends its scenario.
@@ -112,15 +136,10 @@ pub async fn play(admin: &Admin, crm: Crm, timeout: Duration) -> Vec<StepResult>
         results: Vec::new(),
     };
     let tag = uuid::Uuid::new_v4().simple().to_string()[..6].to_string();
+    crm_to_pc::play(admin, &mut rec, timeout, &tag, crm).await;
     match crm {
-        Crm::Dynamics365 => {
-            dynamics365_to_pc(admin, &mut rec, timeout, &tag).await;
-            pc_to_dynamics365(admin, &mut rec, timeout, &tag).await;
-        }
-        Crm::Salesforce => {
-            salesforce_to_pc(admin, &mut rec, timeout, &tag).await;
-            pc_to_salesforce(admin, &mut rec, timeout, &tag).await;
-        }
+        Crm::Dynamics365 => pc_to_dynamics365(admin, &mut rec, timeout, &tag).await,
+        Crm::Salesforce => pc_to_salesforce(admin, &mut rec, timeout, &tag).await,
     }
     rec.results
 }
@@ -147,141 +166,6 @@ fn solutions(r: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-async fn dynamics365_to_pc(admin: &Admin, rec: &mut Recorder, timeout: Duration, tag: &str) {
-    let setup = async {
-        let currency = admin
-            .post("dataverse/transactioncurrencies", &json!({"isocurrencycode": "USD", "currencyname": "US Dollar", "currencysymbol": "$", "currencyprecision": 2, "exchangerate": 1}))
-            .await;
-        let currency = match currency {
-            Ok(c) => c,
-            // Already there from an earlier run against the same sandbox.
-            Err(_) => admin
-                .dataverse("transactioncurrencies", "isocurrencycode eq 'USD'")
-                .await?
-                .into_iter()
-                .next()
-                .ok_or("no USD currency")?,
-        };
-        let account = admin
-            .post("dataverse/accounts", &json!({"name": "Tailspin Toys", "address1_line1": "20 Station Road", "address1_city": "Cambridge", "address1_postalcode": "CB1 2JD", "address1_country": "GB"}))
-            .await?;
-        let account_id = text(&account, "/accountid")
-            .ok_or("the account has no id")?
-            .to_string();
-        let contact = admin
-            .post("dataverse/contacts", &json!({"firstname": "Jonas", "lastname": "Hasselberg", "emailaddress1": "jonas@tailspintoys.example", "telephone1": "+44 1223 555 0101", "parentcustomerid_account@odata.bind": format!("/accounts({account_id})")}))
-            .await?;
-        let contact_id = text(&contact, "/contactid")
-            .ok_or("the contact has no id")?
-            .to_string();
-        let currency_id = text(&currency, "/transactioncurrencyid")
-            .ok_or("the currency has no id")?
-            .to_string();
-        Ok::<_, String>((account_id, contact_id, currency_id))
-    };
-    let (account_id, contact_id, currency_id) = match setup.await {
-        Ok(ids) => ids,
-        Err(e) => {
-            rec.record(1, "Set up the customer account and contact", TO_PC, Err(e));
-            return;
-        }
-    };
-    let started = Instant::now();
-    let created = admin
-        .post(
-            "dataverse/opportunities",
-            &json!({
-                "name": format!("Tailspin Toys - Copilot adoption {tag}"),
-                "description": "Roll out Microsoft 365 Copilot with an adoption program.",
-                "estimatedvalue": 180000,
-                "isrevenuesystemcalculated": false,
-                "estimatedclosedate": "2027-03-31",
-                "customerid_account@odata.bind": format!("/accounts({account_id})"),
-                "parentcontactid@odata.bind": format!("/contacts({contact_id})"),
-                "transactioncurrencyid@odata.bind": format!("/transactioncurrencies({currency_id})"),
-                "cosell_syncwithpartnercenter": true,
-                "cosell_howcanmicrosofthelp": 100000003,
-                "cosell_products": "SOL-24680-TTY, SOL-13579-CPA",
-                "cosell_referralvisibility": true
-            }),
-        )
-        .await;
-    let opp_id = match created
-        .as_ref()
-        .ok()
-        .and_then(|o| text(o, "/opportunityid"))
-    {
-        Some(id) => id.to_string(),
-        None => {
-            rec.record(
-                1,
-                "Opportunity created with Sync = Yes",
-                TO_PC,
-                Err(created.err().unwrap_or_else(|| "no opportunity id".into())),
-            );
-            return;
-        }
-    };
-    // Synced = the referral exists and the opportunity carries its identifier.
-    let found = wait_for(timeout, || async {
-        let Some(r) = referral_for(admin, &opp_id).await? else {
-            return Ok(None);
-        };
-        let o = admin
-            .get(&format!("dataverse/opportunities({opp_id})"))
-            .await?;
-        Ok(text(&o, "/cosell_referralidentifier")
-            .is_some()
-            .then_some(r))
-    })
-    .await;
-    let ok = rec.record(
-        1,
-        "Opportunity created with Sync = Yes, help option, solutions",
-        TO_PC,
-        found.map(|(_, r)| {
-            (
-                started.elapsed(),
-                format!(
-                    "referral {} ({}/{}), deal value {}, solutions {}",
-                    text(&r, "/id").unwrap_or("?"),
-                    text(&r, "/status").unwrap_or("?"),
-                    text(&r, "/substatus").unwrap_or("?"),
-                    number(&r, "/details/dealValue").unwrap_or_default(),
-                    solutions(&r).join(", ")
-                ),
-            )
-        }),
-    );
-    if !ok {
-        return;
-    }
-    let started = Instant::now();
-    admin.settle(timeout).await;
-    if let Err(e) = admin
-        .patch(
-            &format!("dataverse/opportunities({opp_id})"),
-            &json!({"estimatedvalue": 240000}),
-        )
-        .await
-    {
-        rec.record(1, "CRM edit: estimated revenue 240,000", TO_PC, Err(e));
-        return;
-    }
-    let updated = wait_for(timeout, || async {
-        Ok(referral_for(admin, &opp_id)
-            .await?
-            .filter(|r| number(r, "/details/dealValue") == Some(240000.0)))
-    })
-    .await;
-    rec.record(
-        1,
-        "CRM edit: estimated revenue 240,000",
-        TO_PC,
-        updated.map(|_| (started.elapsed(), "referral deal value 240000".to_string())),
-    );
 }
 
 async fn pc_to_dynamics365(admin: &Admin, rec: &mut Recorder, timeout: Duration, tag: &str) {
@@ -316,130 +200,6 @@ async fn pc_to_dynamics365(admin: &Admin, rec: &mut Recorder, timeout: Duration,
     }, |o| number(o, "/estimatedvalue") == Some(99000.0) && text(o, "/estimatedclosedate").is_some_and(|d| d.starts_with("2027-01-29")),
        |o| number(o, "/statecode") == Some(1.0))
     .await;
-}
-
-async fn salesforce_to_pc(admin: &Admin, rec: &mut Recorder, timeout: Duration, tag: &str) {
-    let setup = async {
-        let account = admin
-            .post("salesforce/Account", &json!({"Name": "Tailspin Toys", "BillingStreet": "20 Station Road", "BillingCity": "Cambridge", "BillingPostalCode": "CB1 2JD", "BillingCountry": "GB"}))
-            .await?;
-        let account_id = text(&account, "/id")
-            .or_else(|| text(&account, "/Id"))
-            .ok_or("the account has no id")?
-            .to_string();
-        let contact = admin
-            .post("salesforce/Contact", &json!({"FirstName": "Jonas", "LastName": "Hasselberg", "Email": "jonas@tailspintoys.example", "Phone": "+44 1223 555 0101", "AccountId": account_id}))
-            .await?;
-        let contact_id = text(&contact, "/id")
-            .or_else(|| text(&contact, "/Id"))
-            .ok_or("the contact has no id")?
-            .to_string();
-        Ok::<_, String>((account_id, contact_id))
-    };
-    let (account_id, contact_id) = match setup.await {
-        Ok(ids) => ids,
-        Err(e) => {
-            rec.record(1, "Set up the customer account and contact", TO_PC, Err(e));
-            return;
-        }
-    };
-    let started = Instant::now();
-    let created = admin
-        .post(
-            "salesforce/Opportunity",
-            &json!({
-                "Name": format!("Tailspin Toys - Copilot adoption {tag}"),
-                "Description": "Roll out Microsoft 365 Copilot with an adoption program.",
-                "Amount": 180000,
-                "CurrencyIsoCode": "USD",
-                "CloseDate": "2027-03-31",
-                "StageName": "Needs Analysis",
-                "AccountId": account_id,
-                "Sync_with_Partner_Center__c": true,
-                "How_can_Microsoft_help__c": "Quotes or licensing",
-                "Products__c": "SOL-24680-TTY, SOL-13579-CPA"
-            }),
-        )
-        .await;
-    let opp_id = match created
-        .as_ref()
-        .ok()
-        .and_then(|o| text(o, "/id").or_else(|| text(o, "/Id")))
-    {
-        Some(id) => id.to_string(),
-        None => {
-            rec.record(
-                1,
-                "Opportunity created with Sync = Yes",
-                TO_PC,
-                Err(created.err().unwrap_or_else(|| "no opportunity id".into())),
-            );
-            return;
-        }
-    };
-    if let Err(e) = admin
-        .post("salesforce/OpportunityContactRole", &json!({"OpportunityId": opp_id, "ContactId": contact_id, "IsPrimary": true, "Role": "Decision Maker"}))
-        .await
-    {
-        rec.record(1, "Set up the opportunity's contact role", TO_PC, Err(e));
-        return;
-    }
-    // Synced = the referral exists and the opportunity carries its identifier.
-    let found = wait_for(timeout, || async {
-        let Some(r) = referral_for(admin, &opp_id).await? else {
-            return Ok(None);
-        };
-        let o = admin
-            .get(&format!("salesforce/Opportunity/{opp_id}"))
-            .await?;
-        Ok(text(&o, "/Referral_Identifier__c").is_some().then_some(r))
-    })
-    .await;
-    let ok = rec.record(
-        1,
-        "Opportunity created with Sync = Yes, help option, solutions",
-        TO_PC,
-        found.map(|(_, r)| {
-            (
-                started.elapsed(),
-                format!(
-                    "referral {} ({}/{}), deal value {}, solutions {}",
-                    text(&r, "/id").unwrap_or("?"),
-                    text(&r, "/status").unwrap_or("?"),
-                    text(&r, "/substatus").unwrap_or("?"),
-                    number(&r, "/details/dealValue").unwrap_or_default(),
-                    solutions(&r).join(", ")
-                ),
-            )
-        }),
-    );
-    if !ok {
-        return;
-    }
-    let started = Instant::now();
-    admin.settle(timeout).await;
-    if let Err(e) = admin
-        .patch(
-            &format!("salesforce/Opportunity/{opp_id}"),
-            &json!({"Amount": 240000}),
-        )
-        .await
-    {
-        rec.record(1, "CRM edit: amount 240,000", TO_PC, Err(e));
-        return;
-    }
-    let updated = wait_for(timeout, || async {
-        Ok(referral_for(admin, &opp_id)
-            .await?
-            .filter(|r| number(r, "/details/dealValue") == Some(240000.0)))
-    })
-    .await;
-    rec.record(
-        1,
-        "CRM edit: amount 240,000",
-        TO_PC,
-        updated.map(|_| (started.elapsed(), "referral deal value 240000".to_string())),
-    );
 }
 
 async fn pc_to_salesforce(admin: &Admin, rec: &mut Recorder, timeout: Duration, tag: &str) {
@@ -490,26 +250,19 @@ async fn pc_to_crm<Find, Poll, Fut>(
     Poll: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<Value>, String>>,
 {
+    let action = "New deal shared in Partner Center";
     let started = Instant::now();
     let body = match new_deal(name) {
         Ok(b) => b,
         Err(e) => {
-            rec.record(2, "New deal shared in Partner Center", TO_CRM, Err(e));
+            rec.record(2, action, TO_CRM, Err(e));
             return;
         }
     };
     let created = admin.post("partner_center/referrals", &body).await;
-    let referral_id = match created.as_ref().ok().and_then(|r| text(r, "/id")) {
-        Some(id) => id.to_string(),
-        None => {
-            rec.record(
-                2,
-                "New deal shared in Partner Center",
-                TO_CRM,
-                Err(created.err().unwrap_or_else(|| "no referral id".into())),
-            );
-            return;
-        }
+    let id: fn(&Value) -> Option<&str> = |r| text(r, "/id");
+    let Some(referral_id) = rec.created_id(2, action, TO_CRM, created, id, "no referral id") else {
+        return;
     };
     let mut poll = find(referral_id.clone());
     let arrived = wait_for(timeout, || {
@@ -520,7 +273,7 @@ async fn pc_to_crm<Find, Poll, Fut>(
     .await;
     let ok = rec.record(
         2,
-        "New deal shared in Partner Center",
+        action,
         TO_CRM,
         arrived.map(|(_, o)| (started.elapsed(), filled(&o).unwrap_or_default())),
     );
