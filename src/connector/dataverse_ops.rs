@@ -163,6 +163,10 @@ impl Dataverse {
             .entities
             .modified_field(&entity)
             .unwrap_or_else(|| "modifiedon".to_string());
+        let created = self
+            .entities
+            .created_field(&entity)
+            .unwrap_or_else(|| "createdon".to_string());
         let key = self.key_field(&entity);
         let mut clauses = Vec::new();
         if let Some(since) = input_text(inputs, &["since"]) {
@@ -186,7 +190,11 @@ impl Dataverse {
             if !clauses.is_empty() {
                 q.append_pair("$filter", &clauses.join(" and "));
             }
-            q.append_pair("$select", &format!("{key},{modified}"));
+            let mut select = vec![key.as_str(), modified.as_str()];
+            if !select.contains(&created.as_str()) {
+                select.push(&created);
+            }
+            q.append_pair("$select", &select.join(","));
             q.append_pair("$orderby", &format!("{modified} asc,{key} asc"));
         }
         let limit = input_text(inputs, &["limit"]).and_then(|l| l.parse::<u32>().ok());
@@ -203,7 +211,8 @@ impl Dataverse {
             if !at.is_null() {
                 watermark = at.clone();
             }
-            records.push(json!({"id": row.get(&key).cloned().unwrap_or(Value::Null), "modified_at": at, "version": version}));
+            let created_at = row.get(&created).cloned().unwrap_or(Value::Null);
+            records.push(json!({"id": row.get(&key).cloned().unwrap_or(Value::Null), "modified_at": at, "created_at": created_at, "version": version}));
         }
         Ok(json!({"records": records, "watermark": watermark}))
     }

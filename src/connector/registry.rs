@@ -102,7 +102,7 @@ const DATAVERSE: &[BuiltinOperation] = &[
     ),
     op(
         "modified_since",
-        "Polling: ids of rows modified since a watermark (modifiedon, key as tie-breaker)",
+        "Polling: ids, modification and creation times of rows modified since a watermark (modifiedon, key as tie-breaker)",
         false,
     ),
 ];
@@ -115,7 +115,7 @@ const SALESFORCE: &[BuiltinOperation] = &[
     ),
     op(
         "modified_since",
-        "Polling: ids of records modified since a watermark (SystemModstamp, Id as tie-breaker)",
+        "Polling: ids, modification and creation times of records modified since a watermark (SystemModstamp, Id as tie-breaker)",
         false,
     ),
     op(

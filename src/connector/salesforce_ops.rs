@@ -143,14 +143,17 @@ impl Salesforce {
             .entities
             .modified_field(&entity)
             .unwrap_or_else(|| "SystemModstamp".to_string());
+        let created = self
+            .entities
+            .created_field(&entity)
+            .unwrap_or_else(|| "CreatedDate".to_string());
         let key = self.key_field(&entity);
         let where_fields = super::support::pairs(inputs.get("where"));
-        let mut soql = self.soql(
-            &entity,
-            &where_fields,
-            &[key.clone(), modified.clone()],
-            None,
-        )?;
+        let mut select = vec![key.clone(), modified.clone()];
+        if !select.contains(&created) {
+            select.push(created.clone());
+        }
+        let mut soql = self.soql(&entity, &where_fields, &select, None)?;
         if let Some(since) = input_text(inputs, &["since"]) {
             let at = chrono::DateTime::parse_from_rfc3339(&since)
                 .map_err(|e| invalid(format!("`since` is not an RFC 3339 time: {e}")))?
@@ -175,7 +178,8 @@ impl Salesforce {
             if !at.is_null() {
                 watermark = at.clone();
             }
-            records.push(json!({"id": row.get(&key).cloned().unwrap_or(Value::Null), "modified_at": at, "version": at}));
+            let created_at = row.get(&created).cloned().unwrap_or(Value::Null);
+            records.push(json!({"id": row.get(&key).cloned().unwrap_or(Value::Null), "modified_at": at, "created_at": created_at, "version": at}));
         }
         Ok(json!({"records": records, "watermark": watermark}))
     }

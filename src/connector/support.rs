@@ -138,6 +138,11 @@ impl Entities {
             .and_then(|e| e.modified_field.clone())
     }
 
+    /// The creation-time field, when declared.
+    pub(crate) fn created_field(&self, entity: &str) -> Option<String> {
+        self.specs.get(entity).and_then(|e| e.created_field.clone())
+    }
+
     /// A declared field.
     pub(crate) fn field(&self, entity: &str, field: &str) -> Option<&FieldSpec> {
         self.specs.get(entity).and_then(|e| e.fields.get(field))

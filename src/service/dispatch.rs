@@ -72,26 +72,106 @@ pub fn watches(project: &CompiledProject) -> Vec<Watch> {
     out
 }
 
-/// The events for one changed CRM record: one per flow that wants this kind of
-/// change, ordered by record, de-duplicated by record version.
-pub fn crm_events(watch: &Watch, id: &str, version: &str, change: ChangeKind) -> Vec<NewEvent> {
-    let change_name = match change {
-        ChangeKind::Created => "created",
-        ChangeKind::Updated => "updated",
-    };
+/// The events for one changed CRM record: one per flow that wants a kind of
+/// change this one counts as, ordered by record, de-duplicated by record version.
+/// `changes` lists those kinds, the preferred first: a record created and then
+/// modified since the last poll is `[Created, Updated]`, so a flow that takes
+/// both sees `created` and a flow that takes only updates still sees the update.
+/// The de-duplication key leaves the kind out, so one version runs a flow once.
+pub fn crm_events(watch: &Watch, id: &str, version: &str, changes: &[ChangeKind]) -> Vec<NewEvent> {
     watch
         .flows
         .iter()
-        .filter(|(_, kinds)| kinds.contains(&change))
-        .map(|(flow, _)| NewEvent {
-            source: watch.connector.clone(),
-            record_key: format!("{}:{}:{id}", watch.connector, watch.entity),
-            dedupe_key: format!(
-                "{}:{}:{id}:{version}:{flow}",
-                watch.connector, watch.entity
-            ),
-            flow: Some(flow.clone()),
-            payload: json!({"record_id": id, "record": {}, "change": change_name, "version": version}),
+        .filter_map(|(flow, kinds)| {
+            let change = changes.iter().find(|c| kinds.contains(c))?;
+            let change_name = match change {
+                ChangeKind::Created => "created",
+                ChangeKind::Updated => "updated",
+            };
+            Some(NewEvent {
+                source: watch.connector.clone(),
+                record_key: format!("{}:{}:{id}", watch.connector, watch.entity),
+                dedupe_key: format!(
+                    "{}:{}:{id}:{version}:{flow}",
+                    watch.connector, watch.entity
+                ),
+                flow: Some(flow.clone()),
+                payload: json!({"record_id": id, "record": {}, "change": change_name, "version": version}),
+            })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ChangeKind::{Created, Updated};
+
+    fn watch() -> Watch {
+        Watch {
+            connector: "dynamics365".into(),
+            entity: "opportunity".into(),
+            where_fields: Vec::new(),
+            flows: vec![
+                ("both".into(), vec![Created, Updated]),
+                ("creates".into(), vec![Created]),
+                ("updates".into(), vec![Updated]),
+            ],
+        }
+    }
+
+    /// (flow, change) of each event.
+    fn kinds(events: &[NewEvent]) -> Vec<(String, String)> {
+        events
+            .iter()
+            .map(|e| {
+                (
+                    e.flow.clone().unwrap_or_default(),
+                    e.payload["change"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(f, c)| (f.to_string(), c.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn each_flow_gets_the_first_kind_it_wants() {
+        let w = watch();
+        assert_eq!(
+            kinds(&crm_events(&w, "a", "v1", &[Created])),
+            pairs(&[("both", "created"), ("creates", "created")])
+        );
+        assert_eq!(
+            kinds(&crm_events(&w, "a", "v2", &[Updated])),
+            pairs(&[("both", "updated"), ("updates", "updated")])
+        );
+        assert_eq!(
+            kinds(&crm_events(&w, "a", "v1", &[Created, Updated])),
+            pairs(&[
+                ("both", "created"),
+                ("creates", "created"),
+                ("updates", "updated")
+            ])
+        );
+    }
+
+    #[test]
+    fn the_dedupe_key_is_the_same_whatever_the_kind() {
+        let w = watch();
+        let first = crm_events(&w, "a", "v1", &[Created, Updated]);
+        let again = crm_events(&w, "a", "v1", &[Updated]);
+        for e in &again {
+            assert!(
+                first.iter().any(|f| f.dedupe_key == e.dedupe_key),
+                "{} has no twin in {:?}",
+                e.dedupe_key,
+                first.iter().map(|f| &f.dedupe_key).collect::<Vec<_>>()
+            );
+        }
+    }
 }

@@ -5,7 +5,44 @@
 //! the record's version (Dataverse eTag, Salesforce `SystemModstamp`), so the
 //! overlap never runs a flow twice for the same change. The watermark advances
 //! only after the events are stored.
+//!
+//! Created or updated: `modified_since` also returns each record's creation time
+//! (`createdon`, `CreatedDate`, or the entity's `created_field`), and
+//! [`change_kinds`] compares it with the poll's *mark*: the stored watermark, or
+//! on an entity's first poll (no watermark yet) the time polling starts from
+//! (`server.poll_from`, else the service's start). The overlap is not part of
+//! the mark. A polled record version is
+//!
+//! - `updated` when this poller already reported another version of the record
+//!   as created (it remembers those while a poll can still list them: see
+//!   below);
+//! - `created` when it is the record's first version (created at its
+//!   modification time): this also catches a creation that committed late into
+//!   the overlap, and a first version listed again in the next poll's overlap is
+//!   `created` again, which the version de-duplication drops;
+//! - `created`, or `updated` for flows that take only updates, when the record
+//!   was created after the watermark (at or after the start on a first poll) and
+//!   modified since: no poll saw it before, and both happened since the last
+//!   one;
+//! - `updated` otherwise, and when the CRM returned no creation time.
+//!
+//! The watermark comparison is strict because the watermark is the newest
+//! modification the last poll saw: a record created at that instant may be the
+//! one that set it, and its next version is an update. The kinds of one version
+//! can only narrow from poll to poll (the watermark only grows), so a version
+//! listed twice never gives one flow two events.
+//!
+//! Dataverse stamps whole seconds, so a record changed within the second it was
+//! created (typically by the flow writing back what it synced) still carries
+//! its creation time as modification time. The poller therefore remembers, per
+//! watched entity and in memory, the versions it reported as created, until
+//! the overlap has moved past their creation time: a different version of such
+//! a record is an update. Limits: that memory does not survive a restart (a
+//! same-second change listed for the first time by the next process is
+//! `created`); a record created in the same instant as the watermark but not
+//! yet visible to the last poll, then modified, is `updated`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -29,6 +66,79 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// What a poll compares creation times with (the overlap is not part of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mark {
+    /// The newest modification time an earlier poll stored.
+    Watermark(DateTime<Utc>),
+    /// No watermark yet: the time polling starts from.
+    Start(DateTime<Utc>),
+}
+
+impl Mark {
+    fn time(self) -> DateTime<Utc> {
+        match self {
+            Mark::Watermark(t) | Mark::Start(t) => t,
+        }
+    }
+
+    /// A record created at `at` was created after everything earlier polls saw.
+    fn precedes(self, at: DateTime<Utc>) -> bool {
+        match self {
+            Mark::Watermark(t) => at > t,
+            Mark::Start(t) => at >= t,
+        }
+    }
+}
+
+/// The records of one watched entity that polls reported as created, with the
+/// version reported, while a later poll can still list them with their
+/// creation time as modification time.
+#[derive(Debug, Default)]
+pub(crate) struct Reported(HashMap<String, (String, DateTime<Utc>)>);
+
+impl Reported {
+    /// A version of `id` other than `version` was reported as created.
+    fn other_version(&self, id: &str, version: &str) -> bool {
+        self.0.get(id).is_some_and(|(v, _)| v != version)
+    }
+
+    /// Forgets the creations before `since` (less a second, for stamps in
+    /// whole seconds): no poll from `since` on lists them unchanged.
+    fn forget_before(&mut self, since: DateTime<Utc>) {
+        let horizon = since - chrono::Duration::seconds(1);
+        self.0.retain(|_, (_, created)| *created >= horizon);
+    }
+}
+
+const CREATED: &[ChangeKind] = &[ChangeKind::Created];
+const CREATED_THEN_UPDATED: &[ChangeKind] = &[ChangeKind::Created, ChangeKind::Updated];
+const UPDATED: &[ChangeKind] = &[ChangeKind::Updated];
+
+/// The kinds of change a polled record version counts as, the preferred first
+/// (see the module doc): `created_at` and `modified_at` are the record's, `mark`
+/// the poll's; `reported` says another version of the record was reported as
+/// created.
+pub(crate) fn change_kinds(
+    created_at: Option<DateTime<Utc>>,
+    modified_at: Option<DateTime<Utc>>,
+    mark: Mark,
+    reported: bool,
+) -> &'static [ChangeKind] {
+    let Some(created) = created_at else {
+        return UPDATED;
+    };
+    if reported {
+        UPDATED
+    } else if modified_at.is_some_and(|m| m <= created) {
+        CREATED
+    } else if mark.precedes(created) {
+        CREATED_THEN_UPDATED
+    } else {
+        UPDATED
+    }
+}
+
 /// Polls every watched entity until `stop`.
 pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let watches = dispatch::watches(&shared.config.project);
@@ -41,12 +151,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         .as_deref()
         .and_then(parse_time)
         .unwrap_or_else(Utc::now);
+    let mut reported: Vec<Reported> = watches.iter().map(|_| Reported::default()).collect();
     loop {
-        for w in &watches {
+        for (w, reported) in watches.iter().zip(reported.iter_mut()) {
             if *stop.borrow() {
                 return;
             }
-            match poll_once(&shared, w, start).await {
+            match poll_once(&shared, w, start, reported).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(connector = %w.connector, entity = %w.entity, events = n, "CRM changes queued");
@@ -69,20 +180,21 @@ pub(crate) async fn poll_once(
     shared: &Arc<Shared>,
     w: &Watch,
     start: DateTime<Utc>,
+    reported: &mut Reported,
 ) -> Result<usize, String> {
     let project = &shared.config.project;
     let connector = project
         .connector_id(&w.connector)
         .ok_or_else(|| format!("no connector `{}`", w.connector))?;
     let (c, e) = (w.connector.clone(), w.entity.clone());
-    let mark = blocking(&shared.config.store, move |s| s.watermark(&c, &e))
+    let stored = blocking(&shared.config.store, move |s| s.watermark(&c, &e))
         .await
         .map_err(|e| e.to_string())?;
-    let since = mark
-        .as_ref()
-        .and_then(|(m, _)| parse_time(m))
-        .unwrap_or(start)
-        - OVERLAP;
+    let mark = match stored.as_ref().and_then(|(m, _)| parse_time(m)) {
+        Some(at) => Mark::Watermark(at),
+        None => Mark::Start(start),
+    };
+    let since = mark.time() - OVERLAP;
     let filter: serde_json::Map<String, Value> = w.where_fields.iter().cloned().collect();
     let answer = shared
         .config
@@ -101,6 +213,7 @@ pub(crate) async fn poll_once(
         .cloned()
         .unwrap_or_default();
     let mut events = Vec::new();
+    let mut creations = Vec::new();
     let mut newest: Option<(DateTime<Utc>, String)> = None;
     for r in &records {
         let Some(id) = r.get("id").and_then(Value::as_str) else {
@@ -114,11 +227,20 @@ pub(crate) async fn poll_once(
         // A mirrored copy of a record that moved on is dropped here, before any
         // event of it runs.
         shared.mirror.observe(connector, &w.entity, id, &version);
-        events.extend(dispatch::crm_events(w, id, &version, ChangeKind::Updated));
-        if let Some(at) = r
-            .get("modified_at")
-            .and_then(Value::as_str)
-            .and_then(parse_time)
+        let time = |field: &str| r.get(field).and_then(Value::as_str).and_then(parse_time);
+        let modified_at = time("modified_at");
+        let created_at = time("created_at");
+        let kinds = change_kinds(
+            created_at,
+            modified_at,
+            mark,
+            reported.other_version(id, &version),
+        );
+        if let (Some(ChangeKind::Created), Some(at)) = (kinds.first(), created_at) {
+            creations.push((id.to_string(), version.clone(), at));
+        }
+        events.extend(dispatch::crm_events(w, id, &version, kinds));
+        if let Some(at) = modified_at
             && newest.as_ref().is_none_or(|(t, _)| at >= *t)
         {
             newest = Some((at, id.to_string()));
@@ -161,12 +283,133 @@ pub(crate) async fn poll_once(
     .await
     .map_err(|e| e.to_string())?;
     shared.metrics.stored(stored);
+    // Only once stored: a poll that failed lists the same versions again.
+    for (id, version, at) in creations {
+        reported.0.insert(id, (version, at));
+    }
+    reported.forget_before(since);
     Ok(stored)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use ChangeKind::{Created, Updated};
+
+    fn at(text: &str) -> Option<DateTime<Utc>> {
+        parse_time(text)
+    }
+
+    fn watermark(text: &str) -> Mark {
+        Mark::Watermark(at(text).unwrap_or_else(|| panic!("bad time {text}")))
+    }
+
+    fn kinds(created: &str, modified: &str, mark: Mark) -> Vec<ChangeKind> {
+        change_kinds(at(created), at(modified), mark, false).to_vec()
+    }
+
+    const W: &str = "2024-05-01T10:00:00Z";
+
+    #[test]
+    fn a_record_created_after_the_watermark_is_created() {
+        let t = "2024-05-01T10:00:05Z";
+        assert_eq!(kinds(t, t, watermark(W)), [Created]);
+    }
+
+    #[test]
+    fn a_record_created_and_modified_since_the_last_poll_is_both() {
+        let k = kinds("2024-05-01T10:00:05Z", "2024-05-01T10:00:09Z", watermark(W));
+        assert_eq!(k, [Created, Updated]);
+    }
+
+    #[test]
+    fn a_record_modified_after_an_earlier_poll_saw_it_is_updated() {
+        let k = kinds("2024-04-01T08:00:00Z", "2024-05-01T10:00:05Z", watermark(W));
+        assert_eq!(k, [Updated]);
+        // Created in the overlap and seen by the last poll, modified since.
+        let k = kinds("2024-05-01T09:59:59Z", "2024-05-01T10:00:05Z", watermark(W));
+        assert_eq!(k, [Updated]);
+    }
+
+    #[test]
+    fn the_record_that_set_the_watermark_is_updated_when_modified_again() {
+        // Its creation set the watermark (created = modified = W); at or after
+        // would call its next version a creation.
+        assert_eq!(kinds(W, W, watermark(W)), [Created]);
+        assert_eq!(kinds(W, "2024-05-01T10:00:03Z", watermark(W)), [Updated]);
+    }
+
+    #[test]
+    fn a_first_version_in_the_overlap_is_created_every_time_it_is_listed() {
+        // Either the last poll saw it (same kind, same version: de-duplicated) or
+        // its commit landed late (a creation no poll reported yet).
+        let t = "2024-05-01T09:59:59Z";
+        assert_eq!(kinds(t, t, watermark(W)), [Created]);
+        assert_eq!(kinds(t, t, watermark("2024-05-01T10:00:01Z")), [Created]);
+    }
+
+    #[test]
+    fn the_kinds_of_one_version_only_narrow_as_the_watermark_grows() {
+        let (c, m) = ("2024-05-01T10:00:05Z", "2024-05-01T10:00:09Z");
+        assert_eq!(kinds(c, m, watermark(W)), [Created, Updated]);
+        // The next poll lists it again in its overlap (watermark = m).
+        assert_eq!(kinds(c, m, watermark(m)), [Updated]);
+    }
+
+    #[test]
+    fn the_first_poll_compares_with_the_start_inclusively() {
+        let start = Mark::Start(at(W).unwrap_or_else(|| panic!("bad time")));
+        assert_eq!(kinds(W, "2024-05-01T10:00:01Z", start), [Created, Updated]);
+        let before = "2024-05-01T09:59:59Z";
+        assert_eq!(kinds(before, "2024-05-01T10:00:01Z", start), [Updated]);
+        // Listed by the first poll's overlap, never modified: a creation.
+        assert_eq!(kinds(before, before, start), [Created]);
+    }
+
+    #[test]
+    fn without_a_creation_time_a_change_is_an_update() {
+        assert_eq!(kinds("", "2024-05-01T10:00:05Z", watermark(W)), [Updated]);
+        assert_eq!(change_kinds(at(W), None, watermark(W), false), [Updated]);
+        assert_eq!(
+            change_kinds(at("2024-05-01T10:00:05Z"), None, watermark(W), false),
+            [Created, Updated]
+        );
+    }
+
+    #[test]
+    fn a_same_second_change_of_a_reported_creation_is_updated() {
+        // Dataverse: created and written back within 10:00:05.
+        let t = "2024-05-01T10:00:05Z";
+        assert_eq!(kinds(t, t, watermark(W)), [Created]);
+        assert_eq!(change_kinds(at(t), at(t), watermark(t), true), [Updated]);
+    }
+
+    #[test]
+    fn reported_creations_are_remembered_by_version_until_the_overlap_passes() {
+        let mut r = Reported::default();
+        let created = at("2024-05-01T10:00:05Z").unwrap_or_else(|| panic!("bad time"));
+        r.0.insert("a".into(), ("W/\"1\"".into(), created));
+        assert!(!r.other_version("a", "W/\"1\""));
+        assert!(r.other_version("a", "W/\"2\""));
+        assert!(!r.other_version("b", "W/\"2\""));
+        // A poll from 10:00:06 may still list the record (whole seconds).
+        r.forget_before(created + chrono::Duration::seconds(1));
+        assert!(r.other_version("a", "W/\"2\""));
+        r.forget_before(created + chrono::Duration::seconds(2));
+        assert!(!r.other_version("a", "W/\"2\""));
+    }
+
+    #[test]
+    fn both_crm_time_formats_compare() {
+        // Salesforce stamps: created = SystemModstamp on a first version.
+        let t = "2024-05-01T10:00:05.123+0000";
+        assert_eq!(kinds(t, t, watermark(W)), [Created]);
+        assert_eq!(
+            kinds(t, "2024-05-01T10:00:05.124+0000", watermark(W)),
+            [Created, Updated]
+        );
+    }
 
     #[test]
     fn both_crm_time_formats_parse() {

@@ -86,6 +86,11 @@ pub struct EntitySpec {
     /// `updatedDateTime`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modified_field: Option<String>,
+    /// The field holding the creation time, which tells a polled change that
+    /// created the record from one that updated it (default `createdon` for
+    /// Dataverse, `CreatedDate` for Salesforce).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_field: Option<String>,
     /// The fields of the record, by name. When present, mapping tables are checked
     /// against them.
     #[serde(default)]

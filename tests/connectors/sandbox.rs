@@ -377,3 +377,83 @@ async fn paging_and_audiences_against_small_pages() {
     );
     handle.shutdown().await;
 }
+
+/// The one record `modified_since` lists for `entity` where `field` = `value`.
+async fn polled(
+    set: &HttpConnectorSet,
+    connector: ConnectorId,
+    entity: &str,
+    field: &str,
+    value: &str,
+) -> Value {
+    let answer = ok(run(
+        set,
+        Request::Call {
+            connector,
+            operation: "modified_since".into(),
+            inputs: json!({"entity": entity, "since": "2000-01-01T00:00:00Z", "where": {field: value}, "limit": 10}),
+        },
+    )
+    .await);
+    match answer["records"].as_array().map(Vec::as_slice) {
+        Some([one]) => one.clone(),
+        _ => panic!("expected one record: {answer}"),
+    }
+}
+
+fn time(record: &Value, field: &str) -> chrono::DateTime<chrono::Utc> {
+    record[field]
+        .as_str()
+        .and_then(cosync::domain::parse_time)
+        .unwrap_or_else(|| panic!("no `{field}` time in {record}"))
+}
+
+/// `modified_since` returns each record's creation time next to its
+/// modification time: equal on the first version, apart once it changed (what
+/// the poller tells a creation from an update by).
+#[tokio::test]
+async fn modified_since_returns_creation_times() {
+    let (handle, p, set) = sandbox().await;
+    for (crm, entity, key, name) in [
+        ("dynamics365", "account", "accountid", "name"),
+        ("salesforce", "Account", "Id", "Name"),
+    ] {
+        let c = id(&p, crm);
+        let created = ok(run(
+            &set,
+            Request::Create {
+                connector: c,
+                entity: entity.into(),
+                record: json!({name: "Polled Co"}),
+            },
+        )
+        .await);
+        let record_id = created[key].as_str().unwrap_or_default().to_string();
+        let first = polled(&set, c, entity, name, "Polled Co").await;
+        assert_eq!(first["id"], json!(record_id), "{crm}: {first}");
+        let created_at = time(&first, "created_at");
+        assert_eq!(created_at, time(&first, "modified_at"), "{crm}: {first}");
+        // Dataverse stamps whole seconds: change the record in a later one.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        ok(run(
+            &set,
+            Request::Update {
+                connector: c,
+                entity: entity.into(),
+                key: record_id.clone(),
+                changes: json!({name: "Polled Co 2"}),
+                if_match: None,
+            },
+        )
+        .await);
+        let second = polled(&set, c, entity, name, "Polled Co 2").await;
+        assert_eq!(second["id"], json!(record_id), "{crm}: {second}");
+        assert_eq!(time(&second, "created_at"), created_at, "{crm}: {second}");
+        assert!(
+            time(&second, "modified_at") > created_at,
+            "{crm}: {first} then {second}"
+        );
+        assert_ne!(first["version"], second["version"], "{crm}");
+    }
+    handle.shutdown().await;
+}

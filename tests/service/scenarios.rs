@@ -2,6 +2,7 @@
 //! the later edits and the closure) through `serve` + `sandbox`, per CRM.
 
 use cosync::demo::{Crm, play};
+use cosync::store::{Event, EventState};
 
 use super::harness::*;
 
@@ -43,6 +44,36 @@ fn scenarios(crm: Crm) {
     let c = counts(&state);
     assert_eq!((c.queued, c.running, c.dead), (0, 0, 0), "{c:?}");
     assert!(c.done > 0, "{c:?}");
+    first_crm_event_is_a_creation(&state, crm);
+}
+
+/// Scenario 1's opportunity (the first CRM record the CRM → Partner Center
+/// flow hears of: the sandbox seeds none with Sync = Yes) comes in as `created`,
+/// and its later changes (the flow's own write-back, the edit) as `updated`,
+/// also on Dataverse, whose whole-second stamps give a write-back within the
+/// second of the creation the creation time as modification time.
+fn first_crm_event_is_a_creation(state: &std::path::Path, crm: Crm) {
+    let s = store(state);
+    let flow = format!("{}-to-partner-center", crm.key());
+    let mut events: Vec<Event> = [EventState::Done, EventState::Dead]
+        .iter()
+        .flat_map(|st| s.events(*st, 100_000).unwrap_or_else(|e| panic!("{e}")))
+        .filter(|e| e.source == crm.key() && e.flow.as_deref() == Some(flow.as_str()))
+        .collect();
+    events.sort_by_key(|e| e.id);
+    let Some(first) = events.first() else {
+        panic!("{}: no CRM event stored", crm.label());
+    };
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter(|e| e.payload["record_id"] == first.payload["record_id"])
+        .map(|e| e.payload["change"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        matches!(kinds.as_slice(), ["created", rest @ ..] if !rest.is_empty() && rest.iter().all(|k| *k == "updated")),
+        "{}: {kinds:?}",
+        crm.label()
+    );
 }
 
 #[test]
