@@ -35,6 +35,9 @@ pub struct Watch {
     pub where_fields: Vec<(String, Value)>,
     /// The flows, with the change kinds each wants.
     pub flows: Vec<(String, Vec<ChangeKind>)>,
+    /// Read through Dataverse change tracking (`mode: change_tracking`) instead
+    /// of polling by watermark.
+    pub tracked: bool,
 }
 
 /// The CRM entities to poll: one [`Watch`] per connector, entity and filter.
@@ -57,8 +60,12 @@ pub fn watches(project: &CompiledProject) -> Vec<Watch> {
         } else {
             t.on.clone()
         };
+        let tracked = t.mode == ChangeMode::ChangeTracking;
         match out.iter_mut().find(|w| {
-            w.connector == t.connector && w.entity == t.entity && w.where_fields == where_fields
+            w.connector == t.connector
+                && w.entity == t.entity
+                && w.where_fields == where_fields
+                && w.tracked == tracked
         }) {
             Some(w) => w.flows.push((f.name.clone(), kinds)),
             None => out.push(Watch {
@@ -66,6 +73,7 @@ pub fn watches(project: &CompiledProject) -> Vec<Watch> {
                 entity: t.entity.clone(),
                 where_fields,
                 flows: vec![(f.name.clone(), kinds)],
+                tracked,
             }),
         }
     }
@@ -117,6 +125,7 @@ mod tests {
                 ("creates".into(), vec![Created]),
                 ("updates".into(), vec![Updated]),
             ],
+            tracked: false,
         }
     }
 

@@ -5,6 +5,7 @@
 //!
 //! - [`receiver`]: the axum app (`POST /webhooks/partner-center`, health, metrics);
 //! - [`poller`]: CRM change detection by watermark;
+//! - [`tracking`]: CRM change detection by Dataverse change tracking;
 //! - [`worker`]: claims events and runs flows through the interpreter;
 //! - [`dispatch`]: which flows an event starts;
 //! - [`links`]: sync bases read before a run and saved after it;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod poller;
 pub mod receiver;
+pub mod tracking;
 pub mod worker;
 
 use std::net::SocketAddr;

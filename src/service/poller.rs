@@ -157,7 +157,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             if *stop.borrow() {
                 return;
             }
-            match poll_once(&shared, w, start, reported).await {
+            let polled = if w.tracked {
+                super::tracking::poll_once(&shared, w).await
+            } else {
+                poll_once(&shared, w, start, reported).await
+            };
+            match polled {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(connector = %w.connector, entity = %w.entity, events = n, "CRM changes queued");
@@ -246,7 +251,30 @@ pub(crate) async fn poll_once(
             newest = Some((at, id.to_string()));
         }
     }
-    let (c, e) = (w.connector.clone(), w.entity.clone());
+    let mark = newest.map(|(at, id)| (w.entity.clone(), stamp(at), id));
+    let stored = store_events(shared, w, events, mark).await?;
+    // Only once stored: a poll that failed lists the same versions again.
+    for (id, version, at) in creations {
+        reported.0.insert(id, (version, at));
+    }
+    reported.forget_before(since);
+    Ok(stored)
+}
+
+/// Stores the events of one poll, then moves the entity's mark (`(key, mark,
+/// id)` in the watermark table) — only once they are stored, so a poll that
+/// failed lists the same changes again. Returns the number of new events.
+pub(crate) async fn store_events(
+    shared: &Arc<Shared>,
+    w: &Watch,
+    mut events: Vec<crate::store::NewEvent>,
+    mark: Option<(String, String, String)>,
+) -> Result<usize, String> {
+    let project = &shared.config.project;
+    let connector = project
+        .connector_id(&w.connector)
+        .ok_or_else(|| format!("no connector `{}`", w.connector))?;
+    let c = w.connector.clone();
     // A linked opportunity's events share the referral's ordering key, so that a
     // CRM change and a Partner Center event of one pair never run at once.
     let mappings: Vec<String> = project
@@ -275,19 +303,14 @@ pub(crate) async fn poll_once(
                 n += 1;
             }
         }
-        if let Some((at, id)) = newest {
-            s.set_watermark(&c, &e, &stamp(at), &id)?;
+        if let Some((key, mark, id)) = mark {
+            s.set_watermark(&c, &key, &mark, &id)?;
         }
         Ok(n)
     })
     .await
     .map_err(|e| e.to_string())?;
     shared.metrics.stored(stored);
-    // Only once stored: a poll that failed lists the same versions again.
-    for (id, version, at) in creations {
-        reported.0.insert(id, (version, at));
-    }
-    reported.forget_before(since);
     Ok(stored)
 }
 

@@ -7,9 +7,13 @@ use cosync::store::{Event, EventState};
 use super::harness::*;
 
 fn scenarios(crm: Crm) {
+    scenarios_with(crm, as_shipped, false);
+}
+
+fn scenarios_with(crm: Crm, edit: impl Fn(&str, String) -> String, tracked: bool) {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let project = project(dir.path(), crm, as_shipped);
+    let project = project(dir.path(), crm, edit);
     let state = dir.path().join("state.db");
     let sandbox = Sandbox::start(dir.path());
     let serve = Serve::start_registered(
@@ -44,7 +48,32 @@ fn scenarios(crm: Crm) {
     let c = counts(&state);
     assert_eq!((c.queued, c.running, c.dead), (0, 0, 0), "{c:?}");
     assert!(c.done > 0, "{c:?}");
-    first_crm_event_is_a_creation(&state, crm);
+    if tracked {
+        // The changes came through a delta link, which the store keeps.
+        let link = store(&state)
+            .watermark(crm.key(), "opportunity#delta")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|(link, _)| link)
+            .unwrap_or_default();
+        assert!(link.contains("$deltatoken="), "{link:?}");
+        let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+        assert!(log.contains("change tracking started"), "{log}");
+    } else {
+        first_crm_event_is_a_creation(&state, crm);
+    }
+}
+
+/// The CRM → Partner Center flow reads Dataverse through change tracking
+/// (delta links) instead of polling by watermark.
+fn change_tracking(rel: &str, text: String) -> String {
+    if rel != "flows/dynamics365-to-partner-center.yaml" {
+        return text;
+    }
+    assert!(
+        text.contains("\n    mode: poll\n"),
+        "the trigger's mode changed"
+    );
+    text.replace("\n    mode: poll\n", "\n    mode: change_tracking\n")
 }
 
 /// Scenario 1's opportunity (the first CRM record the CRM → Partner Center
@@ -84,4 +113,11 @@ fn dynamics365_scenarios_sync_through_serve_and_sandbox() {
 #[test]
 fn salesforce_scenarios_sync_through_serve_and_sandbox() {
     scenarios(Crm::Salesforce);
+}
+
+#[test]
+fn dynamics365_scenarios_sync_with_change_tracking() {
+    // A row created and edited between two delta reads comes as `updated`, so
+    // the created-first check of polling does not apply.
+    scenarios_with(Crm::Dynamics365, change_tracking, true);
 }
