@@ -4,7 +4,7 @@
 //! ends, whatever happens), registers the webhook, and checks one promise of
 //! product.md §6: the seed's scenarios for both CRMs, loop convergence,
 //! duplicate and out-of-order deliveries, crash safety under `kill -9`, manual
-//! conflicts, faults and dead letters, bad webhooks, and the record mirror.
+//! conflicts, faults and dead letters, bad webhooks, the record mirror, and Dataverse webhooks.
 //!
 //! Helpers are in `tests/service/harness.rs`; one module per promise.
 
@@ -25,5 +25,7 @@ mod faults;
 mod loops;
 #[path = "service/mirror.rs"]
 mod mirror;
+#[path = "service/push.rs"]
+mod push;
 #[path = "service/scenarios.rs"]
 mod scenarios;

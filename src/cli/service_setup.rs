@@ -205,7 +205,27 @@ pub(super) fn service_config(
         certificate_hosts.push("3psostorageacct.blob.core.windows.net".into());
     }
     let fetcher = HttpFetcher::new()?;
+    let dataverse_key = match server.dataverse_webhook_key.as_deref() {
+        None => None,
+        Some(text) if !crate::connector::secrets::has_reference(text) => {
+            return Err(
+                "server.dataverse_webhook_key must be a secret reference (`${env:NAME}` or `${file:PATH}`), not the key itself"
+                    .into(),
+            );
+        }
+        Some(text) => {
+            let key = crate::connector::secrets::resolve(text)
+                .map_err(|e| format!("server.dataverse_webhook_key: {e}"))?;
+            if key.expose().len() < 16 {
+                return Err(
+                    "server.dataverse_webhook_key: the key is shorter than 16 characters".into(),
+                );
+            }
+            Some(key)
+        }
+    };
     Ok(ServiceConfig {
+        dataverse_key,
         project: opened.project.clone(),
         connectors: opened.set.clone(),
         store,

@@ -4,6 +4,7 @@
 //! parking what keeps failing as dead letters.
 //!
 //! - [`receiver`]: the axum app (`POST /webhooks/partner-center`, health, metrics);
+//! - [`push`]: `POST /webhooks/dataverse`, CRM changes pushed by Dataverse;
 //! - [`poller`]: CRM change detection by watermark;
 //! - [`tracking`]: CRM change detection by Dataverse change tracking;
 //! - [`worker`]: claims events and runs flows through the interpreter;
@@ -20,6 +21,7 @@ pub mod links;
 pub mod metrics;
 pub mod mirror;
 pub mod poller;
+pub mod push;
 pub mod receiver;
 pub mod tracking;
 pub mod worker;
@@ -94,6 +96,9 @@ pub struct ServiceConfig {
     pub poll_from: Option<String>,
     /// Bounds of the record mirror ([`mirror`]).
     pub mirror: mirror::MirrorLimits,
+    /// The key Dataverse webhooks must carry ([`push`]); `None` turns the
+    /// endpoint off.
+    pub dataverse_key: Option<crate::connector::secrets::Secret>,
 }
 
 /// State shared by the receiver, the poller and the workers.

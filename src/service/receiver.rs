@@ -27,6 +27,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let limit = shared.config.max_body_bytes;
     Router::new()
         .route("/webhooks/partner-center", post(partner_center))
+        .route("/webhooks/dataverse", post(super::push::dataverse))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -34,7 +35,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
+pub(crate) fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
     let reason = reason.into();
     tracing::warn!(status = status.as_u16(), %reason, "webhook refused");
     (status, axum::Json(json!({"error": reason}))).into_response()
@@ -178,7 +179,7 @@ async fn partner_center(
 }
 
 /// A short stable digest of a body (when it carries no change time).
-fn digest(body: &[u8]) -> String {
+pub(crate) fn digest(body: &[u8]) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
     d.as_ref()[..12]
         .iter()

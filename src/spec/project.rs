@@ -214,6 +214,13 @@ pub struct ServerSpec {
     /// version, so a stale copy is never written over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<MirrorSpec>,
+    /// The key Dataverse sends with its webhooks (a service endpoint with the
+    /// WebhookKey auth type, registered on the watched tables): `${env:NAME}` or
+    /// `${file:PATH}`. With it, `POST /webhooks/dataverse?code=KEY` takes CRM
+    /// changes as they happen; without it, that endpoint answers 404 and
+    /// polling is the only CRM change source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataverse_webhook_key: Option<String>,
 }
 
 /// Bounds of the record mirror.
