@@ -27,13 +27,13 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::Shared;
 use super::dispatch::{self, Watch};
-use super::receiver::{digest, refuse};
+use super::receiver::{digest, not_json, refuse};
 use crate::spec::connector::ConnectorKind;
 use crate::spec::flow::ChangeKind;
 
@@ -145,19 +145,8 @@ pub(crate) async fn dataverse(
         shared.metrics.refused();
         return refuse(StatusCode::UNAUTHORIZED, "missing or wrong webhook key");
     }
-    let json_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.to_ascii_lowercase());
-    if json_type
-        .as_deref()
-        .is_some_and(|t| !t.starts_with("application/json"))
-    {
-        shared.metrics.refused();
-        return refuse(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "the body must be application/json",
-        );
+    if let Some(refused) = not_json(&shared, &headers) {
+        return refused;
     }
     let change = match parse_context(&body) {
         Ok(c) => c,

@@ -93,19 +93,8 @@ async fn partner_center(
     body: Bytes,
 ) -> Response {
     shared.metrics.received();
-    let json_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.to_ascii_lowercase());
-    if json_type
-        .as_deref()
-        .is_some_and(|t| !t.starts_with("application/json"))
-    {
-        shared.metrics.refused();
-        return refuse(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "the body must be application/json",
-        );
+    if let Some(refused) = not_json(&shared, &headers) {
+        return refused;
     }
     let signature = SignatureHeaders::from_headers(&headers);
     if let Err(e) = shared.config.verifier.verify(&signature, &body).await {
@@ -176,6 +165,26 @@ async fn partner_center(
             format!("the event could not be stored: {e}"),
         ),
     }
+}
+
+/// 415 (counted as refused) when the body is declared as something else than
+/// JSON; a missing `Content-Type` is taken as JSON.
+pub(crate) fn not_json(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.to_ascii_lowercase());
+    if declared
+        .as_deref()
+        .is_some_and(|t| !t.starts_with("application/json"))
+    {
+        shared.metrics.refused();
+        return Some(refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be application/json",
+        ));
+    }
+    None
 }
 
 /// A short stable digest of a body (when it carries no change time).
