@@ -65,21 +65,14 @@ async fn delivery(admin: &Admin, referral: &str) -> Value {
 #[test]
 fn bad_webhooks_are_refused_with_their_status_and_store_nothing() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let project = project(dir.path(), Crm::Dynamics365, as_shipped);
-    let state = dir.path().join("state.db");
-    let sandbox = Sandbox::start(dir.path());
-    let serve = Serve::start_registered(
-        &sandbox,
-        &ServeOptions {
-            project: &project,
-            state: &state,
-            listen: "127.0.0.1:0",
-            workers: 4,
-            poll: "200ms",
-            log: &dir.path().join("serve.log"),
-        },
-    );
+    let Pair {
+        serve,
+        sandbox,
+        project: _project,
+        state,
+        log: _log,
+        dir: _dir,
+    } = Pair::start(Crm::Dynamics365, as_shipped, "200ms");
     runtime().block_on(async {
         let admin = sandbox.admin();
         let client = http();

@@ -66,21 +66,14 @@ fn of_referral<'a>(all: &'a [Value], referral: &str, event: &str) -> Vec<&'a Val
 #[test]
 fn redeliveries_and_late_older_events_change_nothing() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let project = project(dir.path(), Crm::Dynamics365, as_shipped);
-    let state = dir.path().join("state.db");
-    let sandbox = Sandbox::start(dir.path());
-    let serve = Serve::start_registered(
-        &sandbox,
-        &ServeOptions {
-            project: &project,
-            state: &state,
-            listen: "127.0.0.1:0",
-            workers: 4,
-            poll: "200ms",
-            log: &dir.path().join("serve.log"),
-        },
-    );
+    let Pair {
+        serve,
+        sandbox,
+        project,
+        state,
+        log: _log,
+        dir: _dir,
+    } = Pair::start(Crm::Dynamics365, as_shipped, "200ms");
     runtime().block_on(async {
         let admin = sandbox.admin();
         let client = http();

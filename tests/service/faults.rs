@@ -28,22 +28,14 @@ fn five_attempts(rel: &str, text: String) -> String {
 #[test]
 fn transient_faults_converge_and_a_permanent_one_is_a_dead_letter_until_replayed() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let project = project(dir.path(), Crm::Dynamics365, five_attempts);
-    let state = dir.path().join("state.db");
-    let log = dir.path().join("serve.log");
-    let sandbox = Sandbox::start(dir.path());
-    let serve = Serve::start_registered(
-        &sandbox,
-        &ServeOptions {
-            project: &project,
-            state: &state,
-            listen: "127.0.0.1:0",
-            workers: 4,
-            poll: "200ms",
-            log: &log,
-        },
-    );
+    let Pair {
+        serve,
+        sandbox,
+        project: _project,
+        state,
+        log,
+        dir: _dir,
+    } = Pair::start(Crm::Dynamics365, five_attempts, "200ms");
     let rt = runtime();
     let admin = sandbox.admin();
 

@@ -654,3 +654,51 @@ pub(crate) async fn metrics_text(serve: &Serve) -> String {
         .await
         .unwrap_or_default()
 }
+
+/// A sandbox and a `cosync serve` (registered for the webhooks, 4 workers) on a
+/// copy of the shipped project for one CRM, all in one temporary folder.
+/// Fields drop in order: the service, then the sandbox, then the folder.
+pub(crate) struct Pair {
+    /// The service.
+    pub(crate) serve: Serve,
+    /// The sandbox.
+    pub(crate) sandbox: Sandbox,
+    /// The project folder.
+    pub(crate) project: PathBuf,
+    /// The state file.
+    pub(crate) state: PathBuf,
+    /// The service's log.
+    pub(crate) log: PathBuf,
+    /// The temporary folder holding everything.
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl Pair {
+    /// Starts both; `edit` changes project files, `poll` is the CRM poll interval.
+    pub(crate) fn start(crm: Crm, edit: impl Fn(&str, String) -> String, poll: &str) -> Pair {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let project = project(dir.path(), crm, edit);
+        let state = dir.path().join("state.db");
+        let log = dir.path().join("serve.log");
+        let sandbox = Sandbox::start(dir.path());
+        let serve = Serve::start_registered(
+            &sandbox,
+            &ServeOptions {
+                project: &project,
+                state: &state,
+                listen: "127.0.0.1:0",
+                workers: 4,
+                poll,
+                log: &log,
+            },
+        );
+        Pair {
+            serve,
+            sandbox,
+            project,
+            state,
+            log,
+            dir,
+        }
+    }
+}

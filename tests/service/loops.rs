@@ -47,22 +47,14 @@ fn of_service<'a>(writes: &'a [Value], service: &str) -> Vec<&'a Value> {
 #[test]
 fn one_edit_converges_with_one_write_per_side_and_no_echo() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let project = project(dir.path(), Crm::Dynamics365, as_shipped);
-    let state = dir.path().join("state.db");
-    let log = dir.path().join("serve.log");
-    let sandbox = Sandbox::start(dir.path());
-    let serve = Serve::start_registered(
-        &sandbox,
-        &ServeOptions {
-            project: &project,
-            state: &state,
-            listen: "127.0.0.1:0",
-            workers: 4,
-            poll: "200ms",
-            log: &log,
-        },
-    );
+    let Pair {
+        serve,
+        sandbox,
+        project: _project,
+        state,
+        log: _log,
+        dir: _dir,
+    } = Pair::start(Crm::Dynamics365, as_shipped, "200ms");
     runtime().block_on(async {
         let admin = sandbox.admin();
         let (referral, opp) = synced_pair(&admin, &serve, "Loop convergence").await;

@@ -13,24 +13,16 @@ use super::harness::*;
 #[test]
 fn a_crm_edit_the_poller_has_not_seen_is_not_written_over_from_the_mirror() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let project = project(dir.path(), Crm::Dynamics365, manual_deal_value);
-    let state = dir.path().join("state.db");
-    let log = dir.path().join("serve.log");
-    let sandbox = Sandbox::start(dir.path());
     // No polling during the test: the service learns of CRM edits only when a
     // write is refused.
-    let serve = Serve::start_registered(
-        &sandbox,
-        &ServeOptions {
-            project: &project,
-            state: &state,
-            listen: "127.0.0.1:0",
-            workers: 4,
-            poll: "1h",
-            log: &log,
-        },
-    );
+    let Pair {
+        serve,
+        sandbox,
+        state,
+        project: _project,
+        log: _log,
+        dir: _dir,
+    } = Pair::start(Crm::Dynamics365, manual_deal_value, "1h");
     runtime().block_on(async {
         let admin = sandbox.admin();
         let (referral, opp) = synced_pair(&admin, &serve, "Mirror").await;

@@ -43,11 +43,11 @@ async fn post(url: &str, body: &Value) -> (u16, Value) {
 #[test]
 fn a_pushed_create_reaches_partner_center_and_bad_pushes_are_refused() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let key_file = dir.path().join("dataverse.key");
+    let keys = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let key_file = keys.path().join("dataverse.key");
     std::fs::write(&key_file, format!("{KEY}\n")).unwrap_or_else(|e| panic!("{e}"));
     let reference = format!("${{file:{}}}", key_file.display());
-    let project = project(dir.path(), Crm::Dynamics365, |rel, text| {
+    let add_key = |rel: &str, text: String| {
         if rel != "cosync.yaml" {
             return text;
         }
@@ -57,20 +57,15 @@ fn a_pushed_create_reaches_partner_center_and_bad_pushes_are_refused() {
             line,
             &format!("{line}  dataverse_webhook_key: \"{reference}\"\n"),
         )
-    });
-    let state = dir.path().join("state.db");
-    let sandbox = Sandbox::start(dir.path());
-    let serve = Serve::start_registered(
-        &sandbox,
-        &ServeOptions {
-            project: &project,
-            state: &state,
-            listen: "127.0.0.1:0",
-            workers: 4,
-            poll: "1h",
-            log: &dir.path().join("serve.log"),
-        },
-    );
+    };
+    let Pair {
+        serve,
+        sandbox,
+        state,
+        project: _project,
+        log: _log,
+        dir: _dir,
+    } = Pair::start(Crm::Dynamics365, add_key, "1h");
     let url = format!("{}/webhooks/dataverse", serve.base);
     runtime().block_on(async {
         let admin = sandbox.admin();

@@ -12,21 +12,14 @@ fn scenarios(crm: Crm) {
 
 fn scenarios_with(crm: Crm, edit: impl Fn(&str, String) -> String, tracked: bool) {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let project = project(dir.path(), crm, edit);
-    let state = dir.path().join("state.db");
-    let sandbox = Sandbox::start(dir.path());
-    let serve = Serve::start_registered(
-        &sandbox,
-        &ServeOptions {
-            project: &project,
-            state: &state,
-            listen: "127.0.0.1:0",
-            workers: 4,
-            poll: "200ms",
-            log: &dir.path().join("serve.log"),
-        },
-    );
+    let Pair {
+        serve,
+        sandbox,
+        state,
+        log,
+        project: _project,
+        dir: _dir,
+    } = Pair::start(crm, edit, "200ms");
     runtime().block_on(async {
         let admin = sandbox.admin().with_service(&serve.base);
         let steps = play(&admin, crm, T).await;
@@ -39,7 +32,7 @@ fn scenarios_with(crm: Crm, edit: impl Fn(&str, String) -> String, tracked: bool
             failed.is_empty(),
             "{} failed: {failed:#?}\nserve log:\n{}",
             crm.label(),
-            std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
         // Scenario 1: created + edited; scenario 2: shared, accepted, won.
         assert_eq!(steps.len(), 5, "{steps:#?}");
@@ -56,7 +49,7 @@ fn scenarios_with(crm: Crm, edit: impl Fn(&str, String) -> String, tracked: bool
             .map(|(link, _)| link)
             .unwrap_or_default();
         assert!(link.contains("$deltatoken="), "{link:?}");
-        let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(log.contains("change tracking started"), "{log}");
     } else {
         first_crm_event_is_a_creation(&state, crm);
