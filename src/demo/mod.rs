@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use admin::Admin;
-pub use scenarios::play;
+pub use scenarios::{new_deal, play};
 
 /// The CRMs the demo plays against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -51,8 +51,10 @@ fn number(v: &Value, pointer: &str) -> Option<f64> {
     }
 }
 
-/// The new deal's body, without what the server assigns.
-fn new_deal(name: &str) -> Result<Value, String> {
+/// A new shared deal as Partner Center would offer it (the shipped
+/// `referral-new-shared.json` fixture) named `name`, without what the server
+/// assigns (id, eTag, times, links, ...).
+pub fn new_deal(name: &str) -> Result<Value, String> {
     let mut r: Value = serde_json::from_str(NEW_DEAL).map_err(|e| e.to_string())?;
     if let Some(o) = r.as_object_mut() {
         for k in [

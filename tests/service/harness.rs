@@ -516,33 +516,7 @@ pub(crate) fn describe(entries: &[Value]) -> Vec<String> {
 /// The "new deal" Microsoft shares (the shipped fixture without what Partner
 /// Center assigns), named `name`.
 pub(crate) fn new_deal(name: &str) -> Value {
-    let text = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("mappings/tests/fixtures/referral-new-shared.json"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut r: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
-    if let Some(o) = r.as_object_mut() {
-        for k in [
-            "id",
-            "eTag",
-            "engagementId",
-            "createdDateTime",
-            "updatedDateTime",
-            "acceptedDateTime",
-            "expirationDateTime",
-            "closedDateTime",
-            "links",
-            "organizationId",
-            "organizationName",
-            "externalReferenceId",
-            "statusReason",
-        ] {
-            o.remove(k);
-        }
-        o.insert("name".into(), json!(name));
-    }
-    r
+    cosync::demo::new_deal(name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Creates a new deal in Partner Center; its id.
