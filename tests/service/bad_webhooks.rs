@@ -187,14 +187,7 @@ fn bad_webhooks_are_refused_with_their_status_and_store_nothing() {
         assert_eq!(counts(&state), stored, "nothing stored");
         let late = writes_since(&admin, seq).await;
         assert!(late.is_empty(), "{:#?}", describe(&late));
-        let metrics = client
-            .get(&serve.metrics_url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .text()
-            .await
-            .unwrap_or_default();
+        let metrics = metrics_text(&serve).await;
         assert_eq!(
             metric(&metrics, "cosync_webhooks_refused_total"),
             refused.len() as f64,

@@ -29,22 +29,14 @@ pub(crate) fn open_conflicts(state: &std::path::Path) -> Vec<Value> {
 #[test]
 fn a_manual_conflict_is_parked_and_resolving_it_lands_the_chosen_value() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let project = project(dir.path(), Crm::Dynamics365, manual_deal_value);
-    let state = dir.path().join("state.db");
-    let sandbox = Sandbox::start(dir.path());
-    let first_log = dir.path().join("serve-1.log");
-    let mut serve = Serve::start_registered(
-        &sandbox,
-        &ServeOptions {
-            project: &project,
-            state: &state,
-            listen: "127.0.0.1:0",
-            workers: 4,
-            poll: "200ms",
-            log: &first_log,
-        },
-    );
+    let Pair {
+        mut serve,
+        sandbox,
+        project,
+        state,
+        log: _first_log,
+        dir,
+    } = Pair::start(Crm::Dynamics365, manual_deal_value, "200ms");
     let rt = runtime();
     let admin = sandbox.admin();
     let (referral, opp) = rt.block_on(async {

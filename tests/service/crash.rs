@@ -16,35 +16,18 @@ use super::harness::*;
 const REFERRALS: usize = 30;
 const BATCHES: usize = 3;
 
-/// Starts `serve` again on the same address (the sandbox's pending retries go
-/// to the URL they were queued with, as a real deployment's URL stays put) and
-/// registers it again.
-fn restart(sandbox: &Sandbox, o: &ServeOptions<'_>) -> Serve {
-    let serve = Serve::start(sandbox, o);
-    register(sandbox, o.project, &serve.webhook_url);
-    serve
-}
-
 #[test]
 fn kill_9_mid_flight_loses_no_event_and_duplicates_no_opportunity() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let project = project(dir.path(), Crm::Dynamics365, as_shipped);
-    let state = dir.path().join("state.db");
-    let sandbox = Sandbox::start(dir.path());
+    let Pair {
+        mut serve,
+        sandbox,
+        project,
+        state,
+        log: _first_log,
+        dir,
+    } = Pair::start(Crm::Dynamics365, as_shipped, "200ms");
     let log = |n: usize| dir.path().join(format!("serve-{n}.log"));
-    let first_log = log(0);
-    let mut serve = Serve::start_registered(
-        &sandbox,
-        &ServeOptions {
-            project: &project,
-            state: &state,
-            listen: "127.0.0.1:0",
-            workers: 4,
-            poll: "200ms",
-            log: &first_log,
-        },
-    );
     let listen = serve.listen.clone();
     let rt = runtime();
     let admin = sandbox.admin();
@@ -82,7 +65,9 @@ fn kill_9_mid_flight_loses_no_event_and_duplicates_no_opportunity() {
         let (queued, running) = in_flight;
         eprintln!("batch {batch}: killed with {queued} queued, {running} running");
         let next_log = log(batch + 1);
-        serve = restart(
+        // Again on the same address: the sandbox's pending retries go to the
+        // URL they were queued with, as a real deployment's URL stays put.
+        serve = Serve::start_registered(
             &sandbox,
             &ServeOptions {
                 project: &project,

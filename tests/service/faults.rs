@@ -70,17 +70,7 @@ fn transient_faults_converge_and_a_permanent_one_is_a_dead_letter_until_replayed
             .unwrap_or_else(|e| panic!("{e}"));
         steps
     });
-    let failed: Vec<String> = steps
-        .iter()
-        .filter(|s| !s.ok)
-        .map(|s| format!("{} {}: {}", s.scenario, s.action, s.detail))
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{failed:#?}\nserve log:\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-    assert_eq!(steps.len(), 5, "{steps:#?}");
+    assert_all_synced("under faults", &steps, &log);
     rt.block_on(async {
         // The faults really happened.
         let requests = admin

@@ -676,3 +676,21 @@ impl Pair {
         }
     }
 }
+
+/// Asserts that every step of the seed's scenarios (`cosync::demo::play`)
+/// synced, showing the failures and the service's log otherwise, and that both
+/// scenarios ran all their steps (scenario 1: created + edited; scenario 2:
+/// shared, accepted, won).
+pub(crate) fn assert_all_synced(what: &str, steps: &[cosync::demo::StepResult], log: &Path) {
+    let failed: Vec<String> = steps
+        .iter()
+        .filter(|s| !s.ok)
+        .map(|s| format!("{} {}: {}", s.scenario, s.action, s.detail))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{what} failed: {failed:#?}\nserve log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    assert_eq!(steps.len(), 5, "{steps:#?}");
+}

@@ -23,19 +23,7 @@ fn scenarios_with(crm: Crm, edit: impl Fn(&str, String) -> String, tracked: bool
     runtime().block_on(async {
         let admin = sandbox.admin().with_service(&serve.base);
         let steps = play(&admin, crm, T).await;
-        let failed: Vec<String> = steps
-            .iter()
-            .filter(|s| !s.ok)
-            .map(|s| format!("{} {}: {}", s.scenario, s.action, s.detail))
-            .collect();
-        assert!(
-            failed.is_empty(),
-            "{} failed: {failed:#?}\nserve log:\n{}",
-            crm.label(),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        // Scenario 1: created + edited; scenario 2: shared, accepted, won.
-        assert_eq!(steps.len(), 5, "{steps:#?}");
+        assert_all_synced(crm.label(), &steps, &log);
         settle(&admin, &serve, QUIET, T).await;
     });
     let c = counts(&state);
