@@ -315,12 +315,10 @@ async fn run_one(
     let mut observer = PairObserver::default();
     let bases = match store {
         Some(store) => {
-            let (store, trigger) = (store.clone(), item.trigger.clone());
+            let trigger = item.trigger.clone();
             let mappings = links::mapping_names(project);
-            tokio::task::spawn_blocking(move || links::bases(&store, &mappings, &trigger))
+            crate::service::blocking(store, move |s| links::bases(s, &mappings, &trigger))
                 .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
                 .unwrap_or_else(|e| {
                     eprintln!("warning: cannot read the links ({e}); comparing two-way");
                     Default::default()
@@ -387,16 +385,14 @@ async fn save(store: &Arc<Store>, record: &RunRecord, pairs: Vec<SyncedPair>) {
         message: format!("sync --full: {status}{detail}"),
     };
     let record_id = record.run_id.clone();
-    let (store, record) = (store.clone(), record.clone());
-    let saved = tokio::task::spawn_blocking(move || {
-        store.save_run(&record, None)?;
-        store.audit(&entry)?;
-        links::save(&store, &pairs)
+    let record = record.clone();
+    let saved = crate::service::blocking(store, move |s| {
+        s.save_run(&record, None)?;
+        s.audit(&entry)?;
+        links::save(s, &pairs)
     })
     .await;
-    match saved {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => eprintln!("error: cannot store run {}: {e}", record_id),
-        Err(e) => eprintln!("error: cannot store run {}: {e}", record_id),
+    if let Err(e) = saved {
+        eprintln!("error: cannot store run {record_id}: {e}");
     }
 }

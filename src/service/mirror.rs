@@ -388,34 +388,24 @@ impl<'a> Cached<'a> {
         self.touch(place);
     }
 
-    async fn run(&self, request: Request) -> Result<Value, ConnectorError> {
+    async fn run(&self, mut request: Request) -> Result<Value, ConnectorError> {
         let c = request.connector();
         if !self.mirrored(c) {
             return self.inner.execute(request).await;
         }
-        match request {
+        match &mut request {
             Request::Get {
-                connector,
                 entity,
                 key,
                 select,
+                ..
             } => {
-                if select.is_empty()
-                    && let Some((record, version)) = self.mirror.get(c, &entity, &key)
-                {
+                let (entity, key, whole) = (entity.clone(), key.clone(), select.is_empty());
+                if whole && let Some((record, version)) = self.mirror.get(c, &entity, &key) {
                     self.serve((c, entity, key), version);
                     return Ok(record);
                 }
-                let whole = select.is_empty();
-                let answer = self
-                    .inner
-                    .execute(Request::Get {
-                        connector,
-                        entity: entity.clone(),
-                        key: key.clone(),
-                        select,
-                    })
-                    .await;
+                let answer = self.inner.execute(request).await;
                 match &answer {
                     Ok(record) if whole => self.keep(c, &entity, record),
                     Err(e) if e.kind == ErrorKind::NotFound => self.mirror.evict(c, &entity, &key),
@@ -424,31 +414,21 @@ impl<'a> Cached<'a> {
                 answer
             }
             Request::Find {
-                connector,
                 entity,
                 where_fields,
                 select,
                 limit,
+                ..
             } => {
-                if select.is_empty()
-                    && limit == Some(1)
-                    && let Some((key, record, version)) =
-                        self.mirror.find(c, &entity, &where_fields)
+                let (entity, whole) = (entity.clone(), select.is_empty());
+                if whole
+                    && *limit == Some(1)
+                    && let Some((key, record, version)) = self.mirror.find(c, &entity, where_fields)
                 {
                     self.serve((c, entity, key), version);
                     return Ok(Value::Array(vec![record]));
                 }
-                let whole = select.is_empty();
-                let answer = self
-                    .inner
-                    .execute(Request::Find {
-                        connector,
-                        entity: entity.clone(),
-                        where_fields,
-                        select,
-                        limit,
-                    })
-                    .await;
+                let answer = self.inner.execute(request).await;
                 if whole && let Ok(Value::Array(records)) = &answer {
                     for r in records {
                         self.keep(c, &entity, r);
@@ -457,28 +437,20 @@ impl<'a> Cached<'a> {
                 answer
             }
             Request::Update {
-                connector,
                 entity,
                 key,
-                changes,
                 if_match,
+                ..
             } => {
-                let place = (c, entity.clone(), key.clone());
-                let served = self.served_version(&place);
-                let if_match = if_match.or_else(|| served.clone());
-                let answer = self
-                    .inner
-                    .execute(Request::Update {
-                        connector,
-                        entity: entity.clone(),
-                        key: key.clone(),
-                        changes,
-                        if_match,
-                    })
-                    .await;
+                let (entity, key) = (entity.clone(), key.clone());
+                let served = self.served_version(&(c, entity.clone(), key.clone()));
+                if if_match.is_none() {
+                    if_match.clone_from(&served);
+                }
+                let answer = self.inner.execute(request).await;
                 self.settle(c, &entity, &key, served.is_some(), answer)
             }
-            Request::Create { ref entity, .. } | Request::Upsert { ref entity, .. } => {
+            Request::Create { entity, .. } | Request::Upsert { entity, .. } => {
                 let entity = entity.clone();
                 let answer = self.inner.execute(request).await;
                 if let Ok(record) = &answer {
@@ -486,20 +458,9 @@ impl<'a> Cached<'a> {
                 }
                 answer
             }
-            Request::Call {
-                connector,
-                operation,
-                inputs,
-            } => {
-                let writes = self.inner.writes(connector, &operation);
-                let answer = self
-                    .inner
-                    .execute(Request::Call {
-                        connector,
-                        operation,
-                        inputs,
-                    })
-                    .await;
+            Request::Call { operation, .. } => {
+                let writes = self.inner.writes(c, operation);
+                let answer = self.inner.execute(request).await;
                 if writes {
                     // An operation may change any record the run knows of.
                     let touched: Vec<Place> = self

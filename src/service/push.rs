@@ -110,12 +110,10 @@ pub fn parse_context(body: &[u8]) -> Result<PushedChange, String> {
 /// True unless a value the change carries contradicts the watch's `where:`.
 fn may_match(change: &PushedChange, w: &Watch) -> bool {
     w.where_fields.iter().all(|(field, wanted)| {
-        change.values.get(field).is_none_or(|got| {
-            super::tracking::matches(
-                &json!({ field.as_str(): got }),
-                &[(field.clone(), wanted.clone())],
-            )
-        })
+        change
+            .values
+            .get(field)
+            .is_none_or(|got| super::tracking::value_matches(got, wanted))
     })
 }
 

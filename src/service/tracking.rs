@@ -35,16 +35,21 @@ fn delta_key(entity: &str) -> String {
     format!("{entity}#delta")
 }
 
+/// True when a column value equals a `where` value as Dataverse compares them
+/// (numbers by value, text without regard to case).
+pub(crate) fn value_matches(got: &Value, wanted: &Value) -> bool {
+    match (got, wanted) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::String(a), Value::String(b)) => a.eq_ignore_ascii_case(b),
+        (a, b) => a == b,
+    }
+}
+
 /// True when a row (as the connector normalises it) has every `where` value.
 pub(crate) fn matches(row: &Value, where_fields: &[(String, Value)]) -> bool {
-    where_fields.iter().all(|(field, wanted)| {
-        let got = row.get(field).unwrap_or(&Value::Null);
-        match (got, wanted) {
-            (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-            (Value::String(a), Value::String(b)) => a.eq_ignore_ascii_case(b),
-            (a, b) => a == b,
-        }
-    })
+    where_fields
+        .iter()
+        .all(|(field, wanted)| value_matches(row.get(field).unwrap_or(&Value::Null), wanted))
 }
 
 /// One change-tracking poll of one entity: returns the number of new events.
