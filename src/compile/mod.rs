@@ -126,6 +126,21 @@ impl CompiledProject {
     }
 }
 
+/// Loads, validates and compiles the project in `dir` (unit tests); panics on
+/// any error, showing the diagnostics.
+#[cfg(test)]
+pub(crate) fn compile_folder(dir: &std::path::Path) -> CompiledProject {
+    let outcome = crate::source::Loader::new()
+        .load(&[dir.to_path_buf()])
+        .unwrap_or_default();
+    let (valid, diags) = crate::validate::validate(outcome);
+    assert!(!diags.has_errors(), "{diags:?}");
+    match compile(&valid) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// Compiles a validated project.
 pub fn compile(valid: &ValidProject) -> Result<CompiledProject, CompileError> {
     let env = leak_env();

@@ -1,19 +1,12 @@
 use serde_json::json;
 
 use super::*;
-use crate::compile::{CompiledProject, compile};
-use crate::source::Loader;
+use crate::compile::CompiledProject;
 
 pub(crate) fn base_project() -> CompiledProject {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/validate/_base");
-    let outcome = Loader::new().load(&[dir]).unwrap_or_default();
-    let (valid, diags) = crate::validate::validate(outcome);
-    assert!(!diags.has_errors(), "{diags:?}");
-    match compile(&valid) {
-        Ok(p) => p,
-        Err(e) => panic!("{e}"),
-    }
+    crate::compile::compile_folder(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/validate/_base"),
+    )
 }
 
 fn referral() -> Value {

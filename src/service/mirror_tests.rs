@@ -3,18 +3,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::json;
 
 use super::*;
-use crate::compile::compile;
-use crate::source::Loader;
 
 fn shipped() -> CompiledProject {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
-    let outcome = Loader::new().load(&[dir]).unwrap_or_default();
-    let (valid, diags) = crate::validate::validate(outcome);
-    assert!(!diags.has_errors(), "{diags:?}");
-    match compile(&valid) {
-        Ok(p) => p,
-        Err(e) => panic!("{e}"),
-    }
+    crate::compile::compile_folder(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings"),
+    )
 }
 
 /// A CRM in memory: opportunities with Dataverse-style eTags, counting calls.
@@ -151,6 +144,28 @@ fn err<T: std::fmt::Debug, E>(r: Result<T, E>) -> E {
     }
 }
 
+/// The shipped project, its Dynamics 365 connector, a CRM holding opportunity
+/// `o1` (referral `r1`, estimated value 100) and an empty mirror.
+struct Fixture {
+    p: CompiledProject,
+    c: ConnectorId,
+    crm: Crm,
+    mirror: Mirror,
+}
+
+fn fixture() -> Fixture {
+    let p = shipped();
+    let c = crm_id(&p);
+    let crm = Crm::default();
+    crm.insert("o1", "r1", 100.0);
+    Fixture {
+        p,
+        c,
+        crm,
+        mirror: Mirror::new(MirrorLimits::default()),
+    }
+}
+
 fn crm_id(p: &CompiledProject) -> ConnectorId {
     p.connector_id("dynamics365").unwrap_or(ConnectorId(0))
 }
@@ -164,11 +179,7 @@ fn block<T>(f: impl std::future::Future<Output = T>) -> T {
 
 #[test]
 fn a_second_run_reads_from_the_mirror_and_writes_with_the_mirrored_version() {
-    let p = shipped();
-    let c = crm_id(&p);
-    let crm = Crm::default();
-    crm.insert("o1", "r1", 100.0);
-    let mirror = Mirror::new(MirrorLimits::default());
+    let Fixture { p, c, crm, mirror } = fixture();
     block(async {
         let run1 = Cached::new(&crm, &mirror, &p);
         let found = ok(run1.execute(find(c, "r1")).await);
@@ -205,11 +216,7 @@ fn a_second_run_reads_from_the_mirror_and_writes_with_the_mirrored_version() {
 
 #[test]
 fn a_write_refused_after_an_edit_behind_the_mirror_is_a_stale_read_and_drops_the_record() {
-    let p = shipped();
-    let c = crm_id(&p);
-    let crm = Crm::default();
-    crm.insert("o1", "r1", 100.0);
-    let mirror = Mirror::new(MirrorLimits::default());
+    let Fixture { p, c, crm, mirror } = fixture();
     block(async {
         let _ = Cached::new(&crm, &mirror, &p).execute(find(c, "r1")).await;
         crm.edit("o1", 120.0);
@@ -232,11 +239,7 @@ fn a_write_refused_after_an_edit_behind_the_mirror_is_a_stale_read_and_drops_the
 
 #[test]
 fn a_refused_write_of_a_record_read_fresh_is_an_ordinary_error() {
-    let p = shipped();
-    let c = crm_id(&p);
-    let crm = Crm::default();
-    crm.insert("o1", "r1", 100.0);
-    let mirror = Mirror::new(MirrorLimits::default());
+    let Fixture { p, c, crm, mirror } = fixture();
     block(async {
         let run = Cached::new(&crm, &mirror, &p);
         let mut request = update(c, "o1", 1.0);
@@ -251,9 +254,7 @@ fn a_refused_write_of_a_record_read_fresh_is_an_ordinary_error() {
 
 #[test]
 fn the_poller_drops_records_whose_version_moved() {
-    let p = shipped();
-    let c = crm_id(&p);
-    let mirror = Mirror::new(MirrorLimits::default());
+    let Fixture { c, mirror, .. } = fixture();
     mirror.put(
         c,
         "opportunity",
@@ -354,12 +355,8 @@ fn the_find_index_follows_changed_and_evicted_records() {
 
 #[test]
 fn partner_center_requests_pass_through_and_writing_calls_drop_what_the_run_knew() {
-    let p = shipped();
-    let c = crm_id(&p);
+    let Fixture { p, c, crm, mirror } = fixture();
     let pc = p.connector_id("partner_center").unwrap_or(ConnectorId(0));
-    let crm = Crm::default();
-    crm.insert("o1", "r1", 100.0);
-    let mirror = Mirror::new(MirrorLimits::default());
     block(async {
         let run = Cached::new(&crm, &mirror, &p);
         let get = || Request::Get {
@@ -387,11 +384,7 @@ fn partner_center_requests_pass_through_and_writing_calls_drop_what_the_run_knew
 
 #[test]
 fn a_failed_run_forgets_what_it_read() {
-    let p = shipped();
-    let c = crm_id(&p);
-    let crm = Crm::default();
-    crm.insert("o1", "r1", 100.0);
-    let mirror = Mirror::new(MirrorLimits::default());
+    let Fixture { p, c, crm, mirror } = fixture();
     block(async {
         let run = Cached::new(&crm, &mirror, &p);
         let _ = run.execute(find(c, "r1")).await;
