@@ -89,35 +89,11 @@ pub fn merge(
         match row.direction {
             Direction::ToCrm => out.to_crm.extend(to_crm),
             Direction::ToPartnerCenter => out.to_partner_center.extend(to_pc),
-            Direction::Both => {
-                let base_row = base.and_then(|b| b.get(&row.label));
-                let pc_now = read_row(row, Side::PartnerCenter, pc);
-                let crm_now = read_row(row, Side::Crm, crm);
-                let pc_changed = base_row
-                    .is_none_or(|b| !same(row.ty, &pc_now, &b.partner_center, &row.separator));
-                let crm_changed =
-                    base_row.is_none_or(|b| !same(row.ty, &crm_now, &b.crm, &row.separator));
-                let winner = match (pc_changed, crm_changed) {
-                    (true, false) => Some(Side::PartnerCenter),
-                    (false, true) => Some(Side::Crm),
-                    _ => match row.conflict {
-                        ConflictPolicy::PartnerCenter => Some(Side::PartnerCenter),
-                        ConflictPolicy::Crm => Some(Side::Crm),
-                        ConflictPolicy::Newest => Some(newer.unwrap_or(Side::PartnerCenter)),
-                        ConflictPolicy::Manual => None,
-                    },
-                };
-                match winner {
-                    Some(Side::PartnerCenter) => out.to_crm.extend(to_crm),
-                    Some(Side::Crm) => out.to_partner_center.extend(to_pc),
-                    None => out.conflicts.push(Conflict {
-                        label: row.label.clone(),
-                        partner_center: pc_now,
-                        crm: crm_now,
-                        base: base_row.cloned(),
-                    }),
-                }
-            }
+            Direction::Both => match winner(row, pc, crm, base, newer) {
+                Ok(Side::PartnerCenter) => out.to_crm.extend(to_crm),
+                Ok(Side::Crm) => out.to_partner_center.extend(to_pc),
+                Err(conflict) => out.conflicts.push(*conflict),
+            },
         }
     }
     Ok(out)
@@ -162,34 +138,46 @@ pub fn merge_toward(
             into.extend(changes);
             continue;
         }
-        let base_row = base.and_then(|b| b.get(&row.label));
-        let pc_now = read_row(row, Side::PartnerCenter, pc);
-        let crm_now = read_row(row, Side::Crm, crm);
-        let pc_changed =
-            base_row.is_none_or(|b| !same(row.ty, &pc_now, &b.partner_center, &row.separator));
-        let crm_changed = base_row.is_none_or(|b| !same(row.ty, &crm_now, &b.crm, &row.separator));
-        let winner = match (pc_changed, crm_changed) {
-            (true, false) => Some(Side::PartnerCenter),
-            (false, true) => Some(Side::Crm),
-            _ => match row.conflict {
-                ConflictPolicy::PartnerCenter => Some(Side::PartnerCenter),
-                ConflictPolicy::Crm => Some(Side::Crm),
-                ConflictPolicy::Newest => Some(newer.unwrap_or(Side::PartnerCenter)),
-                ConflictPolicy::Manual => None,
-            },
-        };
-        match winner {
-            Some(w) if w != target => into.extend(changes),
-            Some(_) => out.pending.push(row.label.clone()),
-            None => out.conflicts.push(Conflict {
+        match winner(row, pc, crm, base, newer) {
+            Ok(w) if w != target => into.extend(changes),
+            Ok(_) => out.pending.push(row.label.clone()),
+            Err(conflict) => out.conflicts.push(*conflict),
+        }
+    }
+    Ok(out)
+}
+
+/// Whose value a two-way row takes: the side that changed since the base (both
+/// when there is no base), else — both changed — the row's conflict policy;
+/// `Err` with the conflict to park under `manual`.
+fn winner(
+    row: &crate::compile::mapping::CompiledRow,
+    pc: &Value,
+    crm: &Value,
+    base: Option<&Base>,
+    newer: Option<Side>,
+) -> Result<Side, Box<Conflict>> {
+    let base_row = base.and_then(|b| b.get(&row.label));
+    let pc_now = read_row(row, Side::PartnerCenter, pc);
+    let crm_now = read_row(row, Side::Crm, crm);
+    let pc_changed =
+        base_row.is_none_or(|b| !same(row.ty, &pc_now, &b.partner_center, &row.separator));
+    let crm_changed = base_row.is_none_or(|b| !same(row.ty, &crm_now, &b.crm, &row.separator));
+    match (pc_changed, crm_changed) {
+        (true, false) => Ok(Side::PartnerCenter),
+        (false, true) => Ok(Side::Crm),
+        _ => match row.conflict {
+            ConflictPolicy::PartnerCenter => Ok(Side::PartnerCenter),
+            ConflictPolicy::Crm => Ok(Side::Crm),
+            ConflictPolicy::Newest => Ok(newer.unwrap_or(Side::PartnerCenter)),
+            ConflictPolicy::Manual => Err(Box::new(Conflict {
                 label: row.label.clone(),
                 partner_center: pc_now,
                 crm: crm_now,
                 base: base_row.cloned(),
-            }),
-        }
+            })),
+        },
     }
-    Ok(out)
 }
 
 fn diff_one(
