@@ -33,6 +33,11 @@ struct Phase {
     p99_ms: f64,
     max_ms: f64,
     api_calls_per_event: f64,
+    /// Process CPU time (user + system, every thread: service, sandbox and the
+    /// bench's client) per event during the timed phase, in milliseconds.
+    cpu_ms_per_event: f64,
+    /// Cores busy on average during the phase (CPU time / wall time).
+    cores_used: f64,
     /// Why events failed, with counts.
     errors: std::collections::BTreeMap<String, usize>,
 }
@@ -231,6 +236,7 @@ async fn drive(
     let url = reqwest::Url::parse(&service.webhook_url()).map_err(|e| e.to_string())?;
     let prepared = prepare(sandbox, urls, ids, event)?;
     let before = service.metrics();
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let limit = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = tokio::task::JoinSet::new();
@@ -270,6 +276,8 @@ async fn drive(
         }
     }
     let timings = wait_for_ends(service, first_id, ids.len(), refused, before).await?;
+    let cpu = cpu_seconds() - cpu_before;
+    let wall = started.elapsed().as_secs_f64().max(1e-6);
     let sent: std::collections::HashMap<String, chrono::DateTime<Utc>> = ids
         .iter()
         .zip(sent_at)
@@ -331,6 +339,8 @@ async fn drive(
         p99_ms: pct(0.99),
         max_ms: latencies.last().copied().unwrap_or(0.0),
         api_calls_per_event: (service.metrics().calls - before.calls) as f64 / ids.len() as f64,
+        cpu_ms_per_event: cpu * 1000.0 / ids.len() as f64,
+        cores_used: cpu / wall,
         errors,
     })
 }
@@ -370,6 +380,23 @@ async fn wait_for_ends(
     }
 }
 
+/// CPU time (user + system) the process has used, in seconds, from
+/// `/proc/self/stat` (clock ticks, assumed 100 per second as on Linux); 0 where
+/// /proc is missing.
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = s.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 /// The process's peak resident set (VmHWM) in KiB; 0 where /proc is missing.
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -397,7 +424,7 @@ fn table(args: &BenchArgs, phases: &[Phase], peak_kib: u64) -> String {
             .unwrap_or(1)
     );
     out.push_str(&format!(
-        "{:<8} {:>7} {:>7} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>11}\n",
+        "{:<8} {:>7} {:>7} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9} {:>6}\n",
         "phase",
         "events",
         "failed",
@@ -407,11 +434,13 @@ fn table(args: &BenchArgs, phases: &[Phase], peak_kib: u64) -> String {
         "p95 ms",
         "p99 ms",
         "max ms",
-        "calls/event"
+        "calls/event",
+        "cpu ms/ev",
+        "cores"
     ));
     for p in phases {
         out.push_str(&format!(
-            "{:<8} {:>7} {:>7} {:>8.2} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11.2}\n",
+            "{:<8} {:>7} {:>7} {:>8.2} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11.2} {:>9.2} {:>6.2}\n",
             p.name,
             p.events,
             p.failed,
@@ -421,7 +450,9 @@ fn table(args: &BenchArgs, phases: &[Phase], peak_kib: u64) -> String {
             p.p95_ms,
             p.p99_ms,
             p.max_ms,
-            p.api_calls_per_event
+            p.api_calls_per_event,
+            p.cpu_ms_per_event,
+            p.cores_used
         ));
     }
     for p in phases {
