@@ -38,6 +38,8 @@ struct Phase {
     cpu_ms_per_event: f64,
     /// Cores busy on average during the phase (CPU time / wall time).
     cores_used: f64,
+    /// State-store calls per committed transaction (group commit).
+    store_calls_per_commit: f64,
     /// Why events failed, with counts.
     errors: std::collections::BTreeMap<String, usize>,
 }
@@ -237,6 +239,7 @@ async fn drive(
     let prepared = prepare(sandbox, urls, ids, event)?;
     let before = service.metrics();
     let cpu_before = cpu_seconds();
+    let store_before = store.group_commits();
     let started = Instant::now();
     let limit = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = tokio::task::JoinSet::new();
@@ -277,6 +280,7 @@ async fn drive(
     }
     let timings = wait_for_ends(service, first_id, ids.len(), refused, before).await?;
     let cpu = cpu_seconds() - cpu_before;
+    let store_after = store.group_commits();
     let wall = started.elapsed().as_secs_f64().max(1e-6);
     let sent: std::collections::HashMap<String, chrono::DateTime<Utc>> = ids
         .iter()
@@ -341,6 +345,8 @@ async fn drive(
         api_calls_per_event: (service.metrics().calls - before.calls) as f64 / ids.len() as f64,
         cpu_ms_per_event: cpu * 1000.0 / ids.len() as f64,
         cores_used: cpu / wall,
+        store_calls_per_commit: (store_after.0 - store_before.0) as f64
+            / (store_after.1 - store_before.1).max(1) as f64,
         errors,
     })
 }
@@ -424,7 +430,7 @@ fn table(args: &BenchArgs, phases: &[Phase], peak_kib: u64) -> String {
             .unwrap_or(1)
     );
     out.push_str(&format!(
-        "{:<8} {:>7} {:>7} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9} {:>6}\n",
+        "{:<8} {:>7} {:>7} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9} {:>6} {:>11}\n",
         "phase",
         "events",
         "failed",
@@ -436,11 +442,12 @@ fn table(args: &BenchArgs, phases: &[Phase], peak_kib: u64) -> String {
         "max ms",
         "calls/event",
         "cpu ms/ev",
-        "cores"
+        "cores",
+        "calls/commit"
     ));
     for p in phases {
         out.push_str(&format!(
-            "{:<8} {:>7} {:>7} {:>8.2} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11.2} {:>9.2} {:>6.2}\n",
+            "{:<8} {:>7} {:>7} {:>8.2} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11.2} {:>9.2} {:>6.2} {:>11.1}\n",
             p.name,
             p.events,
             p.failed,
@@ -452,7 +459,8 @@ fn table(args: &BenchArgs, phases: &[Phase], peak_kib: u64) -> String {
             p.max_ms,
             p.api_calls_per_event,
             p.cpu_ms_per_event,
-            p.cores_used
+            p.cores_used,
+            p.store_calls_per_commit
         ));
     }
     for p in phases {

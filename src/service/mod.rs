@@ -111,16 +111,14 @@ pub(crate) struct Shared {
     pub(crate) mirror: mirror::Mirror,
 }
 
-/// Runs a blocking store call off the async runtime (`spawn_blocking`).
+/// Runs a store call off the async runtime, on the store's owner thread with
+/// group commit ([`Store::call`]).
 pub async fn blocking<T, F>(store: &Arc<Store>, f: F) -> Result<T, StoreError>
 where
     T: Send + 'static,
     F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || f(&store))
-        .await
-        .map_err(|e| StoreError::NotFound(format!("store task failed: {e}")))?
+    store.call(f).await
 }
 
 /// A running service.

@@ -204,11 +204,13 @@ pub(crate) async fn process(shared: &Arc<Shared>, event: Event) {
     let id = event.id;
     // One trip to the store: the run record, the audit line, the links and —
     // unless the run failed — the event's completion.
+    let row = crate::store::RunRow::new(&record);
+    drop(record);
     let saved = {
         let run_id = run_id.clone();
         blocking(&shared.config.store, move |s| {
-            let kept = s
-                .save_run(&record, Some(id))
+            let kept = row
+                .and_then(|row| s.save_run_row(&row, Some(id)))
                 .and_then(|()| s.audit(&entry))
                 .and_then(|()| {
                     if succeeded {

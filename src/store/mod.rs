@@ -3,21 +3,23 @@
 //! records with their last synced values, run history, parked conflicts, the
 //! audit log and CRM polling watermarks.
 //!
-//! The API is synchronous (rusqlite); async callers use it from
-//! `tokio::task::spawn_blocking` so the runtime is never blocked.
+//! The API is synchronous (rusqlite); async callers go through [`Store::call`],
+//! which runs their work on the store's owner thread with group commit
+//! ([`owner`]), so the runtime is never blocked.
 
 mod links;
+mod owner;
 mod queue;
 mod runs;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock, mpsc};
 
 use rusqlite::Connection;
 
 pub use links::{Conflict, Link};
 pub use queue::{Enqueued, Event, EventState, EventTiming, NewEvent};
-pub use runs::{AuditEntry, RunSummary};
+pub use runs::{AuditEntry, RunRow, RunSummary};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +115,10 @@ CREATE TABLE IF NOT EXISTS watermarks (
 /// The state store.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// The owner thread's queue ([`Store::call`]), once started.
+    owner: OnceLock<mpsc::Sender<owner::Job>>,
+    /// Calls run and transactions committed by the owner thread.
+    batches: owner::Counters,
 }
 
 impl std::fmt::Debug for Store {
@@ -159,6 +165,8 @@ impl Store {
         conn.execute_batch(SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            owner: OnceLock::new(),
+            batches: owner::Counters::default(),
         })
     }
 

@@ -167,7 +167,8 @@ impl Store {
     /// latest state. Running events and dead letters are left alone.
     pub fn enqueue(&self, event: &NewEvent) -> Result<Enqueued, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        // A savepoint: a transaction of its own, or nested in a group commit.
+        let tx = conn.savepoint()?;
         let now = now();
         let changed = tx.prepare_cached("INSERT OR IGNORE INTO events (source, record_key, dedupe_key, flow, payload, received_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)")?.execute(params![event.source, event.record_key, event.dedupe_key, event.flow, event.payload.to_string(), now])?;
         if changed != 1 {
@@ -193,7 +194,7 @@ impl Store {
     /// record that has an event running or an earlier event still waiting.
     pub fn claim(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.savepoint()?;
         let now = now();
         let claimed = {
             let mut stmt = tx.prepare_cached(&claim_sql())?;

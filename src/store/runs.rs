@@ -49,14 +49,45 @@ fn status_text(s: RunStatus) -> &'static str {
     }
 }
 
-impl Store {
-    /// Stores a run record.
-    pub fn save_run(&self, record: &RunRecord, event_id: Option<i64>) -> Result<(), StoreError> {
+/// A run record ready to store, serialized by the caller (the service does it
+/// on its own threads, not on the store's owner thread).
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    run_id: String,
+    flow: String,
+    status: RunStatus,
+    started_at: String,
+    duration_ms: u64,
+    record: String,
+}
+
+impl RunRow {
+    /// Serializes a run record.
+    pub fn new(record: &RunRecord) -> Result<RunRow, StoreError> {
         let text = serde_json::to_string(record).map_err(|source| StoreError::Json {
             what: "run record",
             source,
         })?;
-        self.conn()?.prepare_cached("INSERT OR REPLACE INTO runs (run_id, flow, status, started_at, duration_ms, event_id, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![record.run_id, record.flow, status_text(record.status), record.started_at, record.duration_ms as i64, event_id, text])?;
+        Ok(RunRow {
+            run_id: record.run_id.clone(),
+            flow: record.flow.clone(),
+            status: record.status,
+            started_at: record.started_at.clone(),
+            duration_ms: record.duration_ms,
+            record: text,
+        })
+    }
+}
+
+impl Store {
+    /// Stores a run record.
+    pub fn save_run(&self, record: &RunRecord, event_id: Option<i64>) -> Result<(), StoreError> {
+        self.save_run_row(&RunRow::new(record)?, event_id)
+    }
+
+    /// Stores a serialized run record.
+    pub fn save_run_row(&self, row: &RunRow, event_id: Option<i64>) -> Result<(), StoreError> {
+        self.conn()?.prepare_cached("INSERT OR REPLACE INTO runs (run_id, flow, status, started_at, duration_ms, event_id, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![row.run_id, row.flow, status_text(row.status), row.started_at, row.duration_ms as i64, event_id, row.record])?;
         Ok(())
     }
 
