@@ -111,6 +111,18 @@ pub(crate) struct Shared {
     pub(crate) mirror: mirror::Mirror,
 }
 
+impl Shared {
+    /// Wakes one idle worker per stored event (at most every worker). Waking
+    /// them all for each event would send every idle worker to claim, and all
+    /// but one would find nothing; a worker that is busy claims again when it is
+    /// done, and a wake-up given to a worker that claims meanwhile passes on.
+    pub(crate) fn wake_workers(&self, events: usize) {
+        for _ in 0..events.min(self.config.workers.max(1)) {
+            self.wake.notify_one();
+        }
+    }
+}
+
 /// Runs a store call off the async runtime, on the store's owner thread with
 /// group commit ([`Store::call`]).
 pub async fn blocking<T, F>(store: &Arc<Store>, f: F) -> Result<T, StoreError>

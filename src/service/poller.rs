@@ -166,7 +166,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(connector = %w.connector, entity = %w.entity, events = n, "CRM changes queued");
-                    shared.wake.notify_waiters();
+                    shared.wake_workers(n);
                 }
                 Err(e) => {
                     tracing::warn!(connector = %w.connector, entity = %w.entity, "polling failed (will retry): {e}")

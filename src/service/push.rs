@@ -209,7 +209,7 @@ pub(crate) async fn dataverse(
         )
             .into_response();
     }
-    shared.wake.notify_waiters();
+    shared.wake_workers(stored);
     tracing::info!(entity = %change.entity, record = %change.id, stored, "Dataverse webhook accepted");
     (StatusCode::ACCEPTED, axum::Json(json!({"stored": stored}))).into_response()
 }

@@ -157,7 +157,7 @@ async fn partner_center(
                 )
                     .into_response();
             }
-            shared.wake.notify_waiters();
+            shared.wake_workers(ids.len());
             (StatusCode::ACCEPTED, axum::Json(json!({"stored": ids}))).into_response()
         }
         Err(e) => refuse(
