@@ -4,7 +4,6 @@
 //! rest of the process (leaked on purpose: compiled flows keep `'static` handles
 //! to it, so the interpreter never parses text).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use minijinja::value::{Object, Serde};
@@ -69,7 +68,12 @@ impl SimpleText {
                     .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
                     && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
             };
-            if segments.is_empty() || !segments.iter().all(ident) {
+            // `{{ none }}` is a literal in minijinja, not a variable.
+            const LITERALS: [&str; 6] = ["true", "false", "none", "True", "False", "None"];
+            if segments.is_empty()
+                || !segments.iter().all(ident)
+                || LITERALS.contains(&segments[0].as_str())
+            {
                 return None;
             }
             parts.push(SimplePart::Path(segments));
@@ -87,12 +91,12 @@ impl SimpleText {
             .then_some(SimpleText { parts })
     }
 
-    /// Evaluates on JSON variables. `None` when a value is not plain text or an
-    /// integer (or the whole expression's typed value), so that the caller falls
-    /// back to minijinja and keeps its exact semantics.
-    fn eval(&self, vars: &[(&str, &Value)]) -> Option<Value> {
-        let resolve = |path: &[String]| -> Option<&Value> {
-            let mut v = vars.iter().find(|(n, _)| *n == path[0])?.1;
+    /// Evaluates on JSON variables found by `var`. `None` when a value is not plain
+    /// text or an integer (or the whole expression's typed value), so that the
+    /// caller falls back to minijinja and keeps its exact semantics.
+    fn eval<'v>(&self, var: impl Fn(&str) -> Option<&'v Value>) -> Option<Value> {
+        let resolve = |path: &[String]| -> Option<&'v Value> {
+            let mut v = var(&path[0])?;
             for seg in &path[1..] {
                 v = v.as_object()?.get(seg)?;
             }
@@ -178,10 +182,18 @@ impl CompiledText {
 
     /// Compiles an expression field (a `{{ }}` wrapper is tolerated).
     pub fn expression(env: Env, text: &str) -> Result<CompiledText, EvalError> {
-        Ok(CompiledText::Expr(
-            Arc::new(env.compile_expression(leak(strip_braces(text)))?),
+        let inner = strip_braces(text);
+        let full = CompiledText::Expr(
+            Arc::new(env.compile_expression(leak(inner))?),
             text.to_string(),
-        ))
+        );
+        // A plain variable path (`from: referral`) can be read straight on JSON.
+        Ok(match SimpleText::parse(&format!("{{{{{inner}}}}}")) {
+            Some(simple) if matches!(simple.parts.as_slice(), [SimplePart::Path(_)]) => {
+                CompiledText::Simple(simple, Box::new(full))
+            }
+            _ => full,
+        })
     }
 
     /// The source text.
@@ -196,9 +208,15 @@ impl CompiledText {
     /// and `{{ a.b }}` paths to text or integers); `None` means "use [`Self::eval`]".
     /// The mapping engine's hot path: no template context is built.
     pub fn eval_json(&self, vars: &[(&str, &Value)]) -> Option<Value> {
+        self.eval_json_in(|name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
+    }
+
+    /// Like [`Self::eval_json`], with the JSON variables found by `var` (the
+    /// interpreter's [`Scope::get_json`]).
+    pub fn eval_json_in<'v>(&self, var: impl Fn(&str) -> Option<&'v Value>) -> Option<Value> {
         match self {
             CompiledText::Literal(s) => Some(Value::String(s.clone())),
-            CompiledText::Simple(simple, _) => simple.eval(vars),
+            CompiledText::Simple(simple, _) => simple.eval(var),
             _ => None,
         }
     }
@@ -210,6 +228,19 @@ impl CompiledText {
             CompiledText::Expr(e, _) => to_json(&e.eval(scope.clone())?),
             CompiledText::Template(t, _) => Ok(Value::String(t.render(scope.clone())?)),
             CompiledText::Simple(_, full) => full.eval(scope),
+        }
+    }
+
+    /// Evaluates like [`Self::eval`], simple texts straight on the JSON variables
+    /// `var` finds (the same result without going through minijinja).
+    pub fn eval_in<'v>(
+        &self,
+        scope: &minijinja::Value,
+        var: &dyn Fn(&str) -> Option<&'v Value>,
+    ) -> Result<Value, EvalError> {
+        match self.eval_json_in(var) {
+            Some(v) => Ok(v),
+            None => self.eval(scope),
         }
     }
 
@@ -264,19 +295,29 @@ impl CompiledValue {
 
     /// Evaluates every template inside.
     pub fn eval(&self, scope: &minijinja::Value) -> Result<Value, EvalError> {
+        self.eval_in(scope, &|_| None)
+    }
+
+    /// Evaluates every template inside, simple ones straight on the JSON
+    /// variables `var` finds (see [`CompiledText::eval_in`]).
+    pub fn eval_in<'v>(
+        &self,
+        scope: &minijinja::Value,
+        var: &dyn Fn(&str) -> Option<&'v Value>,
+    ) -> Result<Value, EvalError> {
         Ok(match self {
             CompiledValue::Scalar(v) => v.clone(),
-            CompiledValue::Text(t) => t.eval(scope)?,
+            CompiledValue::Text(t) => t.eval_in(scope, var)?,
             CompiledValue::List(items) => Value::Array(
                 items
                     .iter()
-                    .map(|i| i.eval(scope))
+                    .map(|i| i.eval_in(scope, var))
                     .collect::<Result<_, _>>()?,
             ),
             CompiledValue::Map(entries) => {
                 let mut map = serde_json::Map::new();
                 for (k, v) in entries {
-                    map.insert(k.clone(), v.eval(scope)?);
+                    map.insert(k.clone(), v.eval_in(scope, var)?);
                 }
                 Value::Object(map)
             }
@@ -289,6 +330,11 @@ pub fn to_json(v: &minijinja::Value) -> Result<Value, EvalError> {
     if v.is_undefined() {
         return Ok(Value::Null);
     }
+    // A JSON document seen through a view is that document: copy it instead of
+    // walking it through the object protocol (same result, see `JsonView`).
+    if let Some(view) = v.downcast_object_ref::<JsonView>() {
+        return Ok(view.node().clone());
+    }
     serde_json::to_value(v)
         .map_err(|e| EvalError(format!("the value cannot be represented as JSON: {e}")))
 }
@@ -296,12 +342,21 @@ pub fn to_json(v: &minijinja::Value) -> Result<Value, EvalError> {
 /// JSON → minijinja value.
 pub fn from_json(v: &Value) -> minijinja::Value {
     match v {
-        Value::Object(_) | Value::Array(_) => minijinja::Value::from_object(JsonView {
-            root: Arc::new(v.clone()),
-            pointer: String::new(),
-        }),
+        Value::Object(_) | Value::Array(_) => view(Arc::new(v.clone())),
         scalar => scalar_to_minijinja(scalar),
     }
+}
+
+/// Shared JSON → minijinja value: documents are seen in place, not copied.
+pub fn from_shared_json(v: &Arc<Value>) -> minijinja::Value {
+    match &**v {
+        Value::Object(_) | Value::Array(_) => view(v.clone()),
+        scalar => scalar_to_minijinja(scalar),
+    }
+}
+
+fn view(root: Arc<Value>) -> minijinja::Value {
+    minijinja::Value::from_object(JsonView { root, path: None })
 }
 
 fn scalar_to_minijinja(v: &Value) -> minijinja::Value {
@@ -319,33 +374,61 @@ fn scalar_to_minijinja(v: &Value) -> minijinja::Value {
     }
 }
 
+/// One step from a JSON container to a child: a key of an object or an index of
+/// a list.
+#[derive(Debug)]
+enum Step {
+    Key(Box<str>),
+    Index(usize),
+}
+
+/// Where a view's node is inside its document: the steps from the root, last
+/// step first (children share their parent's path).
+#[derive(Debug)]
+struct JsonPath {
+    parent: Option<Arc<JsonPath>>,
+    step: Step,
+}
+
+/// The node `path` leads to from `root`.
+fn walk<'v>(root: &'v Value, path: Option<&JsonPath>) -> Option<&'v Value> {
+    let Some(p) = path else {
+        return Some(root);
+    };
+    let parent = walk(root, p.parent.as_deref())?;
+    match &p.step {
+        Step::Key(k) => parent.as_object()?.get(&**k),
+        Step::Index(i) => parent.as_array()?.get(*i),
+    }
+}
+
 /// A JSON document seen by templates without converting it: objects and lists
 /// are looked into on demand (a template reading `record.id` of a large referral
-/// touches one field, not the whole record).
+/// touches one field, not the whole record). Serializing a view gives back the
+/// JSON it shows, which [`to_json`] relies on.
 #[derive(Debug)]
 struct JsonView {
     root: Arc<Value>,
-    pointer: String,
+    path: Option<Arc<JsonPath>>,
 }
 
 impl JsonView {
     fn node(&self) -> &Value {
-        self.root.pointer(&self.pointer).unwrap_or(&Value::Null)
+        walk(&self.root, self.path.as_deref()).unwrap_or(&Value::Null)
     }
 
-    fn child(&self, segment: &str) -> Option<minijinja::Value> {
-        let pointer = format!(
-            "{}/{}",
-            self.pointer,
-            crate::source::escape_pointer(segment)
-        );
-        Some(match self.root.pointer(&pointer)? {
+    /// The child `child` of this view's node, reached by `step`.
+    fn child(&self, child: &Value, step: Step) -> minijinja::Value {
+        match child {
             Value::Object(_) | Value::Array(_) => minijinja::Value::from_object(JsonView {
                 root: self.root.clone(),
-                pointer,
+                path: Some(Arc::new(JsonPath {
+                    parent: self.path.clone(),
+                    step,
+                })),
             }),
             scalar => scalar_to_minijinja(scalar),
-        })
+        }
     }
 }
 
@@ -362,12 +445,14 @@ impl Object for JsonView {
             Value::Array(items) => {
                 let i = key.as_i64()?;
                 let i = if i < 0 { items.len() as i64 + i } else { i };
-                (0..items.len() as i64)
-                    .contains(&i)
-                    .then(|| self.child(&i.to_string()))
-                    .flatten()
+                let i = usize::try_from(i).ok()?;
+                Some(self.child(items.get(i)?, Step::Index(i)))
             }
-            _ => self.child(key.as_str()?),
+            Value::Object(map) => {
+                let k = key.as_str()?;
+                Some(self.child(map.get(k)?, Step::Key(k.into())))
+            }
+            _ => None,
         }
     }
 
@@ -384,10 +469,21 @@ impl Object for JsonView {
     }
 }
 
-/// Variables visible to templates: a name → value map, looked up lazily.
+/// One variable: its template value, and the JSON it was set from (shared with
+/// the template value's view of it).
+#[derive(Debug, Clone)]
+struct Var {
+    json: Option<Arc<Value>>,
+    value: minijinja::Value,
+}
+
+/// Variables visible to templates: a name → value list in the order they were
+/// first set, looked up lazily. Cloning a scope and taking it as a template
+/// context are cheap: the list is shared and copied (shallowly) only when a
+/// clone is changed.
 #[derive(Debug, Default, Clone)]
 pub struct Scope {
-    vars: HashMap<String, minijinja::Value>,
+    vars: Arc<Vec<(Arc<str>, Var)>>,
 }
 
 impl Scope {
@@ -398,17 +494,59 @@ impl Scope {
 
     /// Sets a variable from JSON.
     pub fn set_json(&mut self, name: &str, v: &Value) {
-        self.vars.insert(name.to_string(), from_json(v));
+        self.set_shared_json(name, Arc::new(v.clone()));
+    }
+
+    /// Sets a variable from shared JSON (templates see it without a copy).
+    pub fn set_shared_json(&mut self, name: &str, v: Arc<Value>) {
+        let value = from_shared_json(&v);
+        self.put(
+            name,
+            Var {
+                json: Some(v),
+                value,
+            },
+        );
     }
 
     /// Sets a variable.
     pub fn set(&mut self, name: &str, v: minijinja::Value) {
-        self.vars.insert(name.to_string(), v);
+        self.put(
+            name,
+            Var {
+                json: None,
+                value: v,
+            },
+        );
+    }
+
+    fn put(&mut self, name: &str, var: Var) {
+        let vars = Arc::make_mut(&mut self.vars);
+        match vars.iter_mut().find(|(n, _)| &**n == name) {
+            Some((_, slot)) => *slot = var,
+            None => vars.push((name.into(), var)),
+        }
     }
 
     /// Reads a variable.
     pub fn get(&self, name: &str) -> Option<&minijinja::Value> {
-        self.vars.get(name)
+        self.find(name).map(|v| &v.value)
+    }
+
+    /// Reads a variable set from JSON, as that JSON.
+    pub fn get_json(&self, name: &str) -> Option<&Arc<Value>> {
+        self.find(name).and_then(|v| v.json.as_ref())
+    }
+
+    fn find(&self, name: &str) -> Option<&Var> {
+        self.vars.iter().find(|(n, _)| &**n == name).map(|(_, v)| v)
+    }
+
+    /// The variables set from JSON, in the order they were first set.
+    pub fn json_vars(&self) -> impl Iterator<Item = (&str, &Arc<Value>)> {
+        self.vars
+            .iter()
+            .filter_map(|(n, v)| Some((&**n, v.json.as_ref()?)))
     }
 
     /// The scope as a template context.
@@ -418,11 +556,15 @@ impl Scope {
 }
 
 #[derive(Debug)]
-struct ScopeObject(HashMap<String, minijinja::Value>);
+struct ScopeObject(Arc<Vec<(Arc<str>, Var)>>);
 
 impl Object for ScopeObject {
     fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
-        self.0.get(key.as_str()?).cloned()
+        let key = key.as_str()?;
+        self.0
+            .iter()
+            .find(|(n, _)| &**n == key)
+            .map(|(_, v)| v.value.clone())
     }
 }
 
@@ -496,6 +638,51 @@ mod tests {
         let t = CompiledText::template(env, "{{ record.id | upper }}")
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(t.eval_json(&vars), None);
+    }
+
+    #[test]
+    fn views_and_shared_scopes_give_the_json_they_show() {
+        let env = leak_env();
+        let record = json!({
+            "id": "r1", "n": 5, "big": 18446744073709551615u64, "f": 1.5, "none": null,
+            "list": [1, {"a": "x"}, [true]], "nested": {"a": "x", "~/k": {"b": []}}
+        });
+        let mut s = Scope::new();
+        s.set_shared_json("record", Arc::new(record.clone()));
+        s.set_json("other", &json!("o"));
+        let snapshot = s.clone();
+        s.set_json("other", &json!(2));
+        assert_eq!(snapshot.get_json("other").map(|v| &**v), Some(&json!("o")));
+        let ctx = s.to_value();
+        let var = |name: &str| s.get_json(name).map(|v| &**v);
+        for (text, want) in [
+            ("{{ record }}", record.clone()),
+            ("{{ record.nested }}", record["nested"].clone()),
+            ("{{ record.list }}", record["list"].clone()),
+            ("{{ record.list[1] }}", json!({"a": "x"})),
+            ("{{ record.list[-1] }}", json!([true])),
+            ("{{ record.nested['~/k'] }}", json!({"b": []})),
+            ("{{ record.big }}", record["big"].clone()),
+            ("{{ record.f }}", json!(1.5)),
+            ("{{ [record.list[1], record.n] }}", json!([{"a": "x"}, 5])),
+            ("{{ other }}", json!(2)),
+            ("{{ record.id }}-{{ other }}", json!("r1-2")),
+        ] {
+            let t = CompiledText::template(env, text).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(t.eval(&ctx).ok(), Some(want.clone()), "{text}");
+            assert_eq!(t.eval_in(&ctx, &var).ok(), Some(want), "{text}");
+        }
+        for (text, want) in [("record", record.clone()), ("record.nested.a", json!("x"))] {
+            let e = CompiledText::expression(env, text).unwrap_or_else(|e| panic!("{e}"));
+            assert!(matches!(e, CompiledText::Simple(..)), "{text}");
+            assert_eq!(e.eval_in(&ctx, &var).ok(), Some(want.clone()), "{text}");
+            assert_eq!(e.eval(&ctx).ok(), Some(want), "{text}");
+        }
+        let none = CompiledText::expression(env, "none").unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(none, CompiledText::Expr(..)));
+        let missing = CompiledText::expression(env, "record.missing");
+        let missing = missing.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(missing.eval_in(&ctx, &var), missing.eval(&ctx));
     }
 
     #[test]

@@ -9,8 +9,8 @@ pub mod observer;
 mod step;
 pub mod trigger;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::Value;
@@ -90,11 +90,13 @@ impl From<StepError> for Fail {
     }
 }
 
-/// Variables and outputs visible to a block of steps.
+/// Variables and outputs visible to a block of steps. Cloning one (for a nested
+/// block) is cheap: the scope is shared until the clone sets something.
 #[derive(Debug, Clone, Default)]
 struct Frame {
+    /// Step outputs and variables by name, in the order first set, as shared JSON
+    /// that templates read in place.
     scope: Scope,
-    outputs: serde_json::Map<String, Value>,
     ctx: Option<minijinja::Value>,
     depth: usize,
     iteration: Option<usize>,
@@ -102,9 +104,24 @@ struct Frame {
 
 impl Frame {
     fn set(&mut self, name: &str, v: Value) {
-        self.scope.set_json(name, &v);
-        self.outputs.insert(name.to_string(), v);
+        self.set_shared(name, Arc::new(v));
+    }
+
+    fn set_shared(&mut self, name: &str, v: Arc<Value>) {
+        // Dropped first, so that the scope is not shared with it and is changed
+        // in place.
         self.ctx = None;
+        self.scope.set_shared_json(name, v);
+    }
+
+    /// A step output or variable.
+    fn get(&self, name: &str) -> Option<&Arc<Value>> {
+        self.scope.get_json(name)
+    }
+
+    /// All step outputs and variables, in the order first set.
+    fn outputs(&self) -> impl Iterator<Item = (&str, &Arc<Value>)> {
+        self.scope.json_vars()
     }
 
     fn ctx(&mut self) -> minijinja::Value {
@@ -132,9 +149,9 @@ struct Exec<'a> {
     seq: AtomicUsize,
     /// The most recent step error, reported as the run's error when it fails.
     last_error: Mutex<Option<StepError>>,
-    /// Every step output and variable set anywhere in the run, last value wins
-    /// (what `cosync test` checks `outputs` against).
-    published: Mutex<serde_json::Map<String, Value>>,
+    /// Every step output and variable set anywhere in the run, in the order first
+    /// set, last value wins (what `cosync test` checks `outputs` against).
+    published: Mutex<Vec<(String, Arc<Value>)>>,
     observer: Mutex<&'a mut dyn RunObserver>,
     /// Sync bases by mapping name.
     bases: std::collections::BTreeMap<String, crate::mapping::Base>,
@@ -175,7 +192,7 @@ impl<'a> Interpreter<'a> {
             iterations: AtomicU64::new(0),
             seq: AtomicUsize::new(0),
             last_error: Mutex::new(None),
-            published: Mutex::new(serde_json::Map::new()),
+            published: Mutex::new(Vec::new()),
 
             observer: Mutex::new(observer),
             bases: options.bases.clone(),
@@ -224,9 +241,18 @@ impl<'a> Interpreter<'a> {
         };
         let mut outputs =
             std::mem::take(&mut *exec.published.lock().unwrap_or_else(|p| p.into_inner()));
-        for (k, v) in std::mem::take(&mut frame.outputs) {
-            outputs.entry(k).or_insert(v);
-        }
+        let rest: Vec<(String, Arc<Value>)> = frame
+            .outputs()
+            .filter(|(k, _)| !outputs.iter().any(|(p, _)| p == k))
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        // The frame's views share the values: without them, most are not copied.
+        drop(frame);
+        outputs.extend(rest);
+        let outputs = outputs
+            .into_iter()
+            .map(|(k, v)| (k, Arc::unwrap_or_clone(v)))
+            .collect();
         RunOutcome {
             run_id,
             flow: flow.name.clone(),
@@ -251,10 +277,14 @@ impl Exec<'_> {
 
     /// Sets a step output or variable in `frame` and records it for the outcome.
     fn publish(&self, frame: &mut Frame, name: &str, value: Value) {
+        let value = Arc::new(value);
         if let Ok(mut all) = self.published.lock() {
-            all.insert(name.to_string(), value.clone());
+            match all.iter_mut().find(|(k, _)| k == name) {
+                Some((_, v)) => *v = value.clone(),
+                None => all.push((name.to_string(), value.clone())),
+            }
         }
-        frame.set(name, value);
+        frame.set_shared(name, value);
     }
 
     fn count(&self, counter: &AtomicU64, limit: u64, what: &str) -> Result<(), Halt> {

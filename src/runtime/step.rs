@@ -1,5 +1,6 @@
 //! Executing one step: budget and timeout, the kind's behaviour, and its record.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -37,6 +38,9 @@ impl Done {
 }
 
 pub(super) fn eval(t: &CompiledText, frame: &mut Frame, what: &str) -> Result<Value, StepError> {
+    if let Some(v) = t.eval_json_in(|name| frame.get(name).map(|v| &**v)) {
+        return Ok(v);
+    }
     t.eval(&frame.ctx())
         .map_err(|e| StepError::new("template", format!("{what}: {e}")))
 }
@@ -47,10 +51,11 @@ pub(super) fn eval_values(
     what: &str,
 ) -> Result<serde_json::Map<String, Value>, StepError> {
     let ctx = frame.ctx();
+    let var = |name: &str| frame.get(name).map(|v| &**v);
     values
         .iter()
         .map(|(k, v)| {
-            v.eval(&ctx)
+            v.eval_in(&ctx, &var)
                 .map(|x| (k.clone(), x))
                 .map_err(|e| StepError::new("template", format!("{what} `{k}`: {e}")))
         })
@@ -481,7 +486,7 @@ impl Exec<'_> {
                         .map_err(Fail::Halt)?;
                     rounds += 1;
                     if matches!(status, StepStatus::Failed | StepStatus::TimedOut) {
-                        merge_back(frame, inner.outputs);
+                        merge_back(frame, &inner);
                         return Ok(Done {
                             status,
                             error: self.status_error(status),
@@ -492,7 +497,7 @@ impl Exec<'_> {
                         .truthy(&inner.ctx())
                         .map_err(|e| StepError::new("template", format!("until: {e}")))?;
                     if met || rounds >= *limit {
-                        merge_back(frame, inner.outputs);
+                        merge_back(frame, &inner);
                         return Ok(Done::ok(
                             json!({"rounds": rounds, "condition_met": met}),
                             json!({"limit": limit}),
@@ -545,7 +550,7 @@ impl Exec<'_> {
             .run_steps(steps, &mut inner)
             .await
             .map_err(Fail::Halt)?;
-        merge_back(frame, inner.outputs);
+        merge_back(frame, &inner);
         Ok(status)
     }
 
@@ -591,7 +596,7 @@ impl Exec<'_> {
                         .await,
                 );
             }
-            merge_back(frame, inner.outputs);
+            merge_back(frame, &inner);
         } else {
             // Concurrent: each item runs on its own copy; results keep input order.
             let base = frame.clone();
@@ -640,11 +645,7 @@ impl Exec<'_> {
     ) -> Result<(StepStatus, Value), Fail> {
         inner.iteration = Some(index);
         inner.set(var, item);
-        let before: Vec<(String, Value)> = inner
-            .outputs
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let before = inner.scope.clone();
         let status = self.run_steps(steps, inner).await.map_err(Fail::Halt)?;
         let collected = match collect {
             Some(c) => {
@@ -656,12 +657,14 @@ impl Exec<'_> {
             // By default: what the body produced in this iteration.
             None => Value::Object(
                 inner
-                    .outputs
-                    .iter()
+                    .outputs()
                     .filter(|(k, v)| {
-                        k.as_str() == var || !before.iter().any(|(bk, bv)| bk == *k && bv == *v)
+                        *k == var
+                            || !before
+                                .get_json(k)
+                                .is_some_and(|b| Arc::ptr_eq(b, v) || **b == ***v)
                     })
-                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .map(|(k, v)| (k.to_string(), (**v).clone()))
                     .collect(),
             ),
         };
@@ -856,10 +859,13 @@ impl Exec<'_> {
 
 /// Variables set inside a block update the enclosing ones (Power Automate
 /// variables are flow-wide); step outputs first defined inside stay inside.
-fn merge_back(frame: &mut Frame, inner: serde_json::Map<String, Value>) {
-    for (k, v) in inner {
-        if frame.outputs.contains_key(&k) && frame.outputs.get(&k) != Some(&v) {
-            frame.set(&k, v);
+fn merge_back(frame: &mut Frame, inner: &Frame) {
+    for (k, v) in inner.outputs() {
+        let changed = frame
+            .get(k)
+            .is_some_and(|old| !Arc::ptr_eq(old, v) && **old != **v);
+        if changed {
+            frame.set_shared(k, v.clone());
         }
     }
 }
