@@ -89,8 +89,8 @@ impl RecordingObserver {
 
 impl RunObserver for RecordingObserver {
     fn step(&mut self, mut record: StepRecord) {
-        record.inputs = redact::redact(&record.inputs);
-        record.output = redact::redact(&record.output);
+        redact::redact_in_place(&mut record.inputs);
+        redact::redact_in_place(&mut record.output);
         if let Some(e) = &mut record.error {
             e.message = redact::redact_text(&e.message);
         }
@@ -98,8 +98,10 @@ impl RunObserver for RecordingObserver {
     }
 
     fn write(&mut self, mut record: WriteRecord) {
-        record.fields = redact::redact(&record.fields);
-        record.before = record.before.map(|b| redact::redact(&b));
+        redact::redact_in_place(&mut record.fields);
+        if let Some(b) = &mut record.before {
+            redact::redact_in_place(b);
+        }
         self.writes.push(record);
     }
 

@@ -38,30 +38,47 @@ pub fn is_secret_key(key: &str) -> bool {
 
 /// A copy of `v` with secret-named fields replaced and bearer tokens masked.
 pub fn redact(v: &Value) -> Value {
+    let mut copy = v.clone();
+    redact_in_place(&mut copy);
+    copy
+}
+
+/// Replaces secret-named fields of `v` and masks bearer tokens inside it, in
+/// place (what [`redact`] returns a copy of).
+pub fn redact_in_place(v: &mut Value) {
     match v {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, x)| {
-                    let redacted = if is_secret_key(k) && !x.is_null() {
-                        Value::String(REDACTED.into())
-                    } else {
-                        redact(x)
-                    };
-                    (k.clone(), redacted)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
-        Value::String(s) => Value::String(redact_text(s)),
-        other => other.clone(),
+        Value::Object(map) => {
+            for (k, x) in map.iter_mut() {
+                if is_secret_key(k) && !x.is_null() {
+                    *x = Value::String(REDACTED.into());
+                } else {
+                    redact_in_place(x);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_in_place),
+        Value::String(s) if may_hold_credential(s) => *s = redact_text(s),
+        _ => {}
     }
+}
+
+/// The schemes [`redact_text`] masks the credential after.
+const SCHEMES: [&str; 3] = ["Bearer ", "bearer ", "Signature "];
+
+/// False when `s` holds none of [`SCHEMES`] (all end with a space; the first two
+/// share `earer `).
+fn may_hold_credential(s: &str) -> bool {
+    s.contains(' ') && (s.contains("earer ") || s.contains("Signature "))
 }
 
 /// Masks `Bearer <token>` and `Signature <sig>` credentials inside text.
 pub fn redact_text(s: &str) -> String {
+    if !may_hold_credential(s) {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some((i, scheme)) = ["Bearer ", "bearer ", "Signature "]
+    while let Some((i, scheme)) = SCHEMES
         .iter()
         .filter_map(|p| rest.find(p).map(|i| (i, *p)))
         .min_by_key(|(i, _)| *i)
