@@ -28,8 +28,17 @@ const MAX_RESTARTS: u32 = 3;
 
 /// One worker: claims and processes events until `stop`.
 pub(crate) async fn run(shared: Arc<Shared>, n: usize, mut stop: watch::Receiver<bool>) {
+    // The next event, claimed in the same store trip that ended the last one.
+    let mut next: Option<Event> = None;
     loop {
         if *stop.borrow() {
+            if let Some(e) = next.take() {
+                // Claimed as the last run ended, never started: back to the queue.
+                let id = e.id;
+                if let Err(err) = blocking(&shared.config.store, move |s| s.release(id)).await {
+                    tracing::error!(event = id, "cannot hand the event back: {err}");
+                }
+            }
             return;
         }
         // Registered before the claim, so that an event stored while the claim
@@ -37,7 +46,10 @@ pub(crate) async fn run(shared: Arc<Shared>, n: usize, mut stop: watch::Receiver
         let wake = shared.wake.notified();
         tokio::pin!(wake);
         wake.as_mut().enable();
-        let claimed = blocking(&shared.config.store, |s| s.claim(1)).await;
+        let claimed = match next.take() {
+            Some(e) => Ok(vec![e]),
+            None => blocking(&shared.config.store, |s| s.claim(1)).await,
+        };
         let event = match claimed {
             Ok(mut events) if !events.is_empty() => events.remove(0),
             Ok(_) => {
@@ -61,20 +73,23 @@ pub(crate) async fn run(shared: Arc<Shared>, n: usize, mut stop: watch::Receiver
         let id = event.id;
         let attempts = event.attempts;
         let run = std::panic::AssertUnwindSafe(process(&shared, event.clone()).instrument(span));
-        if let Err(panic) = futures_util::FutureExt::catch_unwind(run).await {
-            // A bug must not leave the record blocked behind a "running" event.
-            let reason = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            tracing::error!(event = id, "internal error while processing: {reason}");
-            let delay = shared.config.retry.next_delay(attempts);
-            let message = format!("internal error: {reason}");
-            let _ = blocking(&shared.config.store, move |s| {
-                s.fail(id, &message, None, delay)
-            })
-            .await;
+        match futures_util::FutureExt::catch_unwind(run).await {
+            Ok(claimed) => next = claimed,
+            Err(panic) => {
+                // A bug must not leave the record blocked behind a "running" event.
+                let reason = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                tracing::error!(event = id, "internal error while processing: {reason}");
+                let delay = shared.config.retry.next_delay(attempts);
+                let message = format!("internal error: {reason}");
+                let _ = blocking(&shared.config.store, move |s| {
+                    s.fail(id, &message, None, delay)
+                })
+                .await;
+            }
         }
     }
 }
@@ -87,14 +102,15 @@ fn flow_of<'p>(project: &'p CompiledProject, event: &Event) -> Result<&'p Compil
         .ok_or_else(|| format!("the project has no flow `{name}` any more"))
 }
 
-/// Processes one claimed event.
-pub(crate) async fn process(shared: &Arc<Shared>, event: Event) {
+/// Processes one claimed event. When its run ended, the store trip that ends it
+/// also claims the worker's next event, which is returned.
+pub(crate) async fn process(shared: &Arc<Shared>, event: Event) -> Option<Event> {
     let project = shared.config.project.clone();
     let flow = match flow_of(&project, &event) {
         Ok(f) => f,
         Err(reason) => {
             finish_failed(shared, &event, "-", &reason, None, None).await;
-            return;
+            return None;
         }
     };
     let key_field = match &flow.trigger {
@@ -112,7 +128,7 @@ pub(crate) async fn process(shared: &Arc<Shared>, event: Event) {
         Err(reason) => {
             // A payload that cannot become a trigger never will: dead at once.
             finish_failed(shared, &event, &flow.name, &reason, None, Some(0)).await;
-            return;
+            return None;
         }
     };
     let started = Instant::now();
@@ -140,7 +156,7 @@ pub(crate) async fn process(shared: &Arc<Shared>, event: Event) {
                 None,
             )
             .await;
-            return;
+            return None;
         }
     };
     let mut restarts = 0;
@@ -222,26 +238,31 @@ pub(crate) async fn process(shared: &Arc<Shared>, event: Event) {
             if let Err(e) = kept {
                 tracing::error!(run = %run_id, "cannot store the run record: {e}");
             }
-            if ended {
-                s.complete(id, Some(&run_id))?;
+            if !ended {
+                return Ok(None);
             }
-            Ok(())
+            s.complete(id, Some(&run_id))?;
+            // The next event, in the same trip; a failed claim is retried by
+            // the worker's loop.
+            Ok(s.claim(1).ok().and_then(|mut e| e.pop()))
         })
         .await
     };
     match outcome.status {
         RunStatus::Succeeded | RunStatus::Cancelled => {
-            if let Err(e) = saved {
-                tracing::error!(run = %run_id, "cannot complete the event: {e}");
-            }
             shared
                 .metrics
                 .processed(&flow.name, status_word(outcome.status), took);
             tracing::info!(run = %run_id, took_ms = took.as_millis() as u64, "{summary}");
+            saved.unwrap_or_else(|e| {
+                tracing::error!(run = %run_id, "cannot complete the event: {e}");
+                None
+            })
         }
         RunStatus::Failed => {
             shared.metrics.processed(&flow.name, "failed", took);
             finish_failed(shared, &event, &flow.name, &summary, Some(run_id), None).await;
+            None
         }
     }
 }

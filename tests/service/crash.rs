@@ -175,3 +175,56 @@ fn kill_9_mid_flight_loses_no_event_and_duplicates_no_opportunity() {
     );
     assert_eq!(json_out(&out)["replayed"], json!(0));
 }
+
+/// SIGTERM while events are in flight: the service stops accepting, lets the
+/// running flows finish, hands back what it claimed but did not start (a worker
+/// claims its next event in the trip that ends the last one), and exits 0 with
+/// no event left `running` for a restart to recover.
+#[test]
+fn sigterm_mid_flight_finishes_or_hands_back_every_event() {
+    let _serial = serial();
+    let Pair {
+        mut serve,
+        sandbox,
+        state,
+        log,
+        project: _project,
+        dir: _dir,
+    } = Pair::start(Crm::Dynamics365, as_shipped, "200ms");
+    let rt = runtime();
+    let admin = sandbox.admin();
+    rt.block_on(async {
+        for n in 0..REFERRALS {
+            create_referral(&admin, &format!("Graceful stop {n}")).await;
+        }
+        let client = http();
+        wait_for("an event running", T, || async {
+            let (_, running) = ready(&client, &serve.ready_url).await?;
+            Ok((running > 0).then_some(()))
+        })
+        .await;
+    });
+    assert_eq!(
+        serve.proc.terminate(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let c = counts(&state);
+    assert_eq!(c.running, 0, "nothing left running: {c:?}");
+    assert_eq!(c.dead, 0, "{c:?}");
+    assert!(c.done > 0, "the running flows finished: {c:?}");
+    // What was claimed but not started went back without spending an attempt.
+    let queued = store(&state)
+        .events(cosync::store::EventState::Queued, 1000)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let spent: Vec<_> = queued
+        .iter()
+        .filter(|e| e.attempts != 0)
+        .map(|e| (e.id, e.attempts))
+        .collect();
+    assert!(
+        spent.is_empty(),
+        "queued events with attempts spent: {spent:?}"
+    );
+}
