@@ -17,7 +17,7 @@ use crate::compile::{CompiledFlow, CompiledProject, ConnectorId};
 use crate::runtime::trigger::trigger_from_event;
 use crate::runtime::{BoxFuture, ConnectorError, ConnectorSet, Interpreter, Request, RunOptions};
 use crate::spec::flow::{RunStatus, TriggerSpec};
-use crate::store::{AuditEntry, Event, EventState};
+use crate::store::{AuditEntry, Event, EventState, StoreError};
 
 /// How long an idle worker sleeps before looking for due retries.
 const IDLE: Duration = Duration::from_millis(200);
@@ -29,12 +29,12 @@ const MAX_RESTARTS: u32 = 3;
 /// One worker: claims and processes events until `stop`.
 pub(crate) async fn run(shared: Arc<Shared>, n: usize, mut stop: watch::Receiver<bool>) {
     // The next event, claimed in the same store trip that ended the last one.
-    let mut next: Option<Event> = None;
+    let mut next: Option<Claimed> = None;
     loop {
         if *stop.borrow() {
-            if let Some(e) = next.take() {
+            if let Some(c) = next.take() {
                 // Claimed as the last run ended, never started: back to the queue.
-                let id = e.id;
+                let id = c.event.id;
                 if let Err(err) = blocking(&shared.config.store, move |s| s.release(id)).await {
                     tracing::error!(event = id, "cannot hand the event back: {err}");
                 }
@@ -47,12 +47,15 @@ pub(crate) async fn run(shared: Arc<Shared>, n: usize, mut stop: watch::Receiver
         tokio::pin!(wake);
         wake.as_mut().enable();
         let claimed = match next.take() {
-            Some(e) => Ok(vec![e]),
-            None => blocking(&shared.config.store, |s| s.claim(1)).await,
+            Some(c) => Ok(Some(c)),
+            None => {
+                let project = shared.config.project.clone();
+                blocking(&shared.config.store, move |s| claim_next(s, &project)).await
+            }
         };
-        let event = match claimed {
-            Ok(mut events) if !events.is_empty() => events.remove(0),
-            Ok(_) => {
+        let Claimed { event, prepared } = match claimed {
+            Ok(Some(c)) => c,
+            Ok(None) => {
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => return,
                     _ = wake => {}
@@ -72,7 +75,9 @@ pub(crate) async fn run(shared: Arc<Shared>, n: usize, mut stop: watch::Receiver
         let span = tracing::info_span!("event", id = event.id, record = %event.record_key, flow = event.flow.as_deref().unwrap_or("-"));
         let id = event.id;
         let attempts = event.attempts;
-        let run = std::panic::AssertUnwindSafe(process(&shared, event.clone()).instrument(span));
+        let run = std::panic::AssertUnwindSafe(
+            process(&shared, event.clone(), prepared).instrument(span),
+        );
         match futures_util::FutureExt::catch_unwind(run).await {
             Ok(claimed) => next = claimed,
             Err(panic) => {
@@ -102,9 +107,62 @@ fn flow_of<'p>(project: &'p CompiledProject, event: &Event) -> Result<&'p Compil
         .ok_or_else(|| format!("the project has no flow `{name}` any more"))
 }
 
-/// Processes one claimed event. When its run ended, the store trip that ends it
-/// also claims the worker's next event, which is returned.
-pub(crate) async fn process(shared: &Arc<Shared>, event: Event) -> Option<Event> {
+/// A claimed event, with its trigger and the link bases its run reads when they
+/// could be worked out in the store trip that claimed it.
+pub(crate) struct Claimed {
+    event: Event,
+    prepared: Option<(Value, Result<Bases, StoreError>)>,
+}
+
+/// The link bases of a run, by mapping.
+type Bases = std::collections::BTreeMap<String, crate::mapping::Base>;
+
+/// Claims the next due event and, in the same store trip, reads the bases of
+/// the record it is about.
+fn claim_next(
+    s: &crate::store::Store,
+    project: &CompiledProject,
+) -> Result<Option<Claimed>, StoreError> {
+    let Some(event) = s.claim(1)?.pop() else {
+        return Ok(None);
+    };
+    let prepared = flow_of(project, &event)
+        .ok()
+        .and_then(|flow| trigger_of(project, flow, &event).ok())
+        .map(|trigger| {
+            let bases = links::bases(s, &links::mapping_names(project), &trigger);
+            (trigger, bases)
+        });
+    Ok(Some(Claimed { event, prepared }))
+}
+
+/// The trigger variables of an event for its flow.
+fn trigger_of(
+    project: &CompiledProject,
+    flow: &CompiledFlow,
+    event: &Event,
+) -> Result<Value, String> {
+    let key_field = match &flow.trigger {
+        Some(TriggerSpec::CrmChange(t)) => project
+            .connector_id(&t.connector)
+            .map(|c| project.connector(c).key_field(&t.entity)),
+        _ => None,
+    };
+    trigger_from_event(
+        flow.trigger.as_ref(),
+        event.payload.clone(),
+        key_field.as_deref(),
+    )
+}
+
+/// Processes one claimed event (`prepared`: its trigger and bases, when the
+/// claim read them). When its run ended, the store trip that ends it also
+/// claims the worker's next event, which is returned.
+pub(crate) async fn process(
+    shared: &Arc<Shared>,
+    event: Event,
+    prepared: Option<(Value, Result<Bases, StoreError>)>,
+) -> Option<Claimed> {
     let project = shared.config.project.clone();
     let flow = match flow_of(&project, &event) {
         Ok(f) => f,
@@ -113,22 +171,23 @@ pub(crate) async fn process(shared: &Arc<Shared>, event: Event) -> Option<Event>
             return None;
         }
     };
-    let key_field = match &flow.trigger {
-        Some(TriggerSpec::CrmChange(t)) => project
-            .connector_id(&t.connector)
-            .map(|c| project.connector(c).key_field(&t.entity)),
-        _ => None,
-    };
-    let trigger = match trigger_from_event(
-        flow.trigger.as_ref(),
-        event.payload.clone(),
-        key_field.as_deref(),
-    ) {
-        Ok(t) => t,
-        Err(reason) => {
-            // A payload that cannot become a trigger never will: dead at once.
-            finish_failed(shared, &event, &flow.name, &reason, None, Some(0)).await;
-            return None;
+    let (trigger, read) = match prepared {
+        Some(p) => p,
+        None => {
+            let trigger = match trigger_of(&project, flow, &event) {
+                Ok(t) => t,
+                Err(reason) => {
+                    // A payload that cannot become a trigger never will: dead at once.
+                    finish_failed(shared, &event, &flow.name, &reason, None, Some(0)).await;
+                    return None;
+                }
+            };
+            let (mappings, t) = (links::mapping_names(&project), trigger.clone());
+            let read = blocking(&shared.config.store, move |s| {
+                links::bases(s, &mappings, &t)
+            })
+            .await;
+            (trigger, read)
         }
     };
     let started = Instant::now();
@@ -136,13 +195,6 @@ pub(crate) async fn process(shared: &Arc<Shared>, event: Event) -> Option<Event>
         inner: shared.config.connectors.as_ref(),
         project: &project,
         metrics: &shared.metrics,
-    };
-    let read = {
-        let (mappings, trigger) = (links::mapping_names(&project), trigger.clone());
-        blocking(&shared.config.store, move |s| {
-            links::bases(s, &mappings, &trigger)
-        })
-        .await
     };
     let bases = match read {
         Ok(b) => b,
@@ -224,6 +276,7 @@ pub(crate) async fn process(shared: &Arc<Shared>, event: Event) -> Option<Event>
     drop(record);
     let saved = {
         let run_id = run_id.clone();
+        let project = project.clone();
         blocking(&shared.config.store, move |s| {
             let kept = row
                 .and_then(|row| s.save_run_row(&row, Some(id)))
@@ -244,7 +297,7 @@ pub(crate) async fn process(shared: &Arc<Shared>, event: Event) -> Option<Event>
             s.complete(id, Some(&run_id))?;
             // The next event, in the same trip; a failed claim is retried by
             // the worker's loop.
-            Ok(s.claim(1).ok().and_then(|mut e| e.pop()))
+            Ok(claim_next(s, &project).ok().flatten())
         })
         .await
     };
