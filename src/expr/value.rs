@@ -196,6 +196,18 @@ impl CompiledText {
         })
     }
 
+    /// The variable the text is, when it is just one (`{{ referral }}`,
+    /// `from: referral`): its value is that variable's, unchanged.
+    pub fn variable(&self) -> Option<&str> {
+        match self {
+            CompiledText::Simple(simple, _) => match simple.parts.as_slice() {
+                [SimplePart::Path(path)] if path.len() == 1 => Some(&path[0]),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// The source text.
     pub fn source(&self) -> &str {
         match self {

@@ -8,6 +8,7 @@ pub mod coerce;
 mod merge;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -15,7 +16,7 @@ pub use merge::{Base, Conflict, Merge, RowValues, merge, merge_toward, snapshot}
 
 use crate::compile::mapping::{CompiledLookup, CompiledMapping, CompiledRow, CompiledValueMap};
 use crate::expr::path::set_pointer;
-use crate::expr::value::{Scope, from_json};
+use crate::expr::value::{Scope, from_json, from_shared_json};
 use crate::spec::common::Side;
 use crate::spec::mapping::FieldType;
 use coerce::{coerce, is_empty, same};
@@ -285,10 +286,12 @@ pub struct Projector<'a> {
 
 struct TemplateScope<'r> {
     record: &'r Value,
+    /// The record, when the caller shares it: templates then read it in place.
+    shared: Option<&'r Arc<Value>>,
     converted: Option<minijinja::Value>,
 }
 
-impl TemplateScope<'_> {
+impl<'r> TemplateScope<'r> {
     /// Evaluates a row template with `value` and `record`: straight on JSON when
     /// the template is simple, else through minijinja.
     fn eval(
@@ -302,10 +305,21 @@ impl TemplateScope<'_> {
         t.eval(&self.with_value(value))
     }
 
+    fn new(record: &'r Value, shared: Option<&'r Arc<Value>>) -> TemplateScope<'r> {
+        TemplateScope {
+            record,
+            shared,
+            converted: None,
+        }
+    }
+
     fn with_value(&mut self, value: &Value) -> minijinja::Value {
         let record = self
             .converted
-            .get_or_insert_with(|| from_json(self.record))
+            .get_or_insert_with(|| match self.shared {
+                Some(shared) => from_shared_json(shared),
+                None => from_json(self.record),
+            })
             .clone();
         let mut scope = Scope::new();
         scope.set("record", record);
@@ -317,11 +331,21 @@ impl TemplateScope<'_> {
 impl<'a> Projector<'a> {
     /// Lookups needed to project `source` onto `target`.
     pub fn lookup_requests(&self, target: Side, source: &Value) -> Vec<LookupRequest> {
+        self.lookup_requests_in(target, source, TemplateScope::new(source, None))
+    }
+
+    /// [`Self::lookup_requests`] of a shared record, which templates read in place.
+    pub fn lookup_requests_shared(&self, target: Side, source: &Arc<Value>) -> Vec<LookupRequest> {
+        self.lookup_requests_in(target, source, TemplateScope::new(source, Some(source)))
+    }
+
+    fn lookup_requests_in(
+        &self,
+        target: Side,
+        source: &Value,
+        mut scope: TemplateScope<'_>,
+    ) -> Vec<LookupRequest> {
         let mut out = Vec::new();
-        let mut scope = TemplateScope {
-            record: source,
-            converted: None,
-        };
         for row in &self.mapping.rows {
             let Some(lookup) = &row.lookup else { continue };
             if !row.direction.allows(target) {
@@ -366,11 +390,32 @@ impl<'a> Projector<'a> {
         source: &Value,
         lookups: &dyn Lookups,
     ) -> Result<Projected, MapError> {
+        self.project_in(target, source, lookups, TemplateScope::new(source, None))
+    }
+
+    /// [`Self::project`] of a shared record, which templates read in place.
+    pub fn project_shared(
+        &self,
+        target: Side,
+        source: &Arc<Value>,
+        lookups: &dyn Lookups,
+    ) -> Result<Projected, MapError> {
+        self.project_in(
+            target,
+            source,
+            lookups,
+            TemplateScope::new(source, Some(source)),
+        )
+    }
+
+    fn project_in(
+        &self,
+        target: Side,
+        source: &Value,
+        lookups: &dyn Lookups,
+        mut scope: TemplateScope<'_>,
+    ) -> Result<Projected, MapError> {
         let mut writes = Vec::new();
-        let mut scope = TemplateScope {
-            record: source,
-            converted: None,
-        };
         for (index, row) in self.mapping.rows.iter().enumerate() {
             self.project_row(index, row, target, source, lookups, &mut scope, &mut writes)?;
         }
@@ -387,10 +432,7 @@ impl<'a> Projector<'a> {
     ) -> Result<Vec<Write>, MapError> {
         let mut writes = Vec::new();
         if let Some(row) = self.mapping.rows.get(index) {
-            let mut scope = TemplateScope {
-                record: source,
-                converted: None,
-            };
+            let mut scope = TemplateScope::new(source, None);
             self.project_row(index, row, target, source, lookups, &mut scope, &mut writes)?;
         }
         Ok(writes)

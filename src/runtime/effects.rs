@@ -2,11 +2,12 @@
 //! reported), writes (planned instead of made in a dry run), projections and the
 //! lookups they need.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::step::{eval, eval_values, key_text};
+use super::step::{eval_shared, eval_values, key_text};
 use super::{Exec, Fail, Frame};
 use crate::compile::flow::Projection;
 use crate::expr::value::CompiledValue;
@@ -199,8 +200,8 @@ impl Exec<'_> {
         projection: &Projection,
         frame: &mut Frame,
         may_create: bool,
-    ) -> Result<(Projected, Value), Fail> {
-        let source = eval(&projection.from, frame, "from")?;
+    ) -> Result<(Projected, Arc<Value>), Fail> {
+        let source = eval_shared(&projection.from, frame, "from")?;
         if !source.is_object() {
             return Err(StepError::new(
                 "type",
@@ -220,7 +221,7 @@ impl Exec<'_> {
             .await?;
         let projector = self.project.projector(projection.mapping);
         let projected = projector
-            .project(projection.target, &source, &lookups)
+            .project_shared(projection.target, &source, &lookups)
             .map_err(|e| StepError::new("mapping", e.to_string()))?;
         Ok((projected, source))
     }
@@ -230,12 +231,12 @@ impl Exec<'_> {
         &self,
         step: &str,
         projection: &Projection,
-        source: &Value,
+        source: &Arc<Value>,
         may_create: bool,
     ) -> Result<ResolvedLookups, Fail> {
         let projector = self.project.projector(projection.mapping);
         let mut resolved = ResolvedLookups::default();
-        for request in projector.lookup_requests(projection.target, source) {
+        for request in projector.lookup_requests_shared(projection.target, source) {
             match request {
                 LookupRequest::Match {
                     lookup,

@@ -45,6 +45,18 @@ pub(super) fn eval(t: &CompiledText, frame: &mut Frame, what: &str) -> Result<Va
         .map_err(|e| StepError::new("template", format!("{what}: {e}")))
 }
 
+/// Like [`eval`], sharing the value when `t` is just a variable (`from: referral`).
+pub(super) fn eval_shared(
+    t: &CompiledText,
+    frame: &mut Frame,
+    what: &str,
+) -> Result<Arc<Value>, StepError> {
+    if let Some(v) = t.variable().and_then(|name| frame.get(name)) {
+        return Ok(v.clone());
+    }
+    eval(t, frame, what).map(Arc::new)
+}
+
 pub(super) fn eval_values(
     values: &[(String, CompiledValue)],
     frame: &mut Frame,
@@ -679,7 +691,7 @@ impl Exec<'_> {
         base: Option<&CompiledText>,
         frame: &mut Frame,
     ) -> Result<Done, Fail> {
-        let current = eval(to, frame, "to")?;
+        let current = eval_shared(to, frame, "to")?;
         if current.is_null() {
             return Err(StepError::new(
                 "type",
