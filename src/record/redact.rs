@@ -7,6 +7,24 @@ pub const REDACTED: &str = "***";
 
 /// True for keys whose values are secrets.
 pub fn is_secret_key(key: &str) -> bool {
+    // Lower-cased without `-` and `_`, on the stack: run records test every key
+    // of every record they hold.
+    let mut buf = [0u8; 96];
+    let mut len = 0;
+    for b in key.bytes().filter(|b| *b != b'-' && *b != b'_') {
+        if len == buf.len() {
+            let long = key.to_ascii_lowercase().replace(['-', '_'], "");
+            return holds_secret_word(long.as_bytes());
+        }
+        buf[len] = b.to_ascii_lowercase();
+        len += 1;
+    }
+    holds_secret_word(&buf[..len])
+}
+
+/// True when the lower-cased `k` contains a word naming a secret. Only the
+/// positions holding a word's first letter are compared.
+fn holds_secret_word(k: &[u8]) -> bool {
     const SECRETS: [&[u8]; 9] = [
         b"secret",
         b"password",
@@ -18,22 +36,10 @@ pub fn is_secret_key(key: &str) -> bool {
         b"assertion",
         b"privatekey",
     ];
-    // Lower-cased without `-` and `_`, on the stack: run records test every key
-    // of every record they hold.
-    let mut buf = [0u8; 96];
-    let mut len = 0;
-    for b in key.bytes().filter(|b| *b != b'-' && *b != b'_') {
-        if len == buf.len() {
-            let long = key.to_ascii_lowercase().replace(['-', '_'], "");
-            return SECRETS
-                .iter()
-                .any(|s| long.as_bytes().windows(s.len()).any(|w| w == *s));
-        }
-        buf[len] = b.to_ascii_lowercase();
-        len += 1;
-    }
-    let k = &buf[..len];
-    SECRETS.iter().any(|s| k.windows(s.len()).any(|w| w == *s))
+    (0..k.len()).any(|i| {
+        matches!(k[i], b's' | b'p' | b't' | b'a' | b'c')
+            && SECRETS.iter().any(|s| k[i..].starts_with(s))
+    })
 }
 
 /// A copy of `v` with secret-named fields replaced and bearer tokens masked.
