@@ -278,13 +278,10 @@ impl Exec<'_> {
                     limit: if *all { *limit } else { Some(1) },
                 };
                 let found = self.request(name, request).await?;
-                let output = if *all {
-                    found
-                } else {
-                    found
-                        .as_array()
-                        .and_then(|a| a.first().cloned())
-                        .unwrap_or(Value::Null)
+                let output = match found {
+                    found if *all => found,
+                    Value::Array(items) => items.into_iter().next().unwrap_or(Value::Null),
+                    _ => Value::Null,
                 };
                 Ok(Done::ok(output, inputs))
             }
