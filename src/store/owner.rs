@@ -84,23 +84,6 @@ impl Store {
         let (tx, rx) = mpsc::channel::<Job>();
         if self.owner.set(tx).is_ok() {
             let weak = Arc::downgrade(self);
-            if let Some(path) = &self.path {
-                // Checkpoints move to their own thread ([`super::checkpoint`]).
-                let raised = self.conn().and_then(|c| {
-                    Ok(c.pragma_update(
-                        None,
-                        "wal_autocheckpoint",
-                        super::checkpoint::SAFETY_PAGES,
-                    )?)
-                });
-                let started = super::checkpoint::start(path.clone(), weak.clone());
-                if let (Err(e), _) | (_, Err(e)) = (
-                    raised.map_err(|e| e.to_string()),
-                    started.map_err(|e| e.to_string()),
-                ) {
-                    tracing::warn!("state store: checkpoints stay with the writer: {e}");
-                }
-            }
             std::thread::Builder::new()
                 .name("cosync-store".into())
                 .spawn(move || own(weak, rx))
