@@ -107,12 +107,15 @@ fn flow_of<'p>(project: &'p CompiledProject, event: &Event) -> Result<&'p Compil
         .ok_or_else(|| format!("the project has no flow `{name}` any more"))
 }
 
-/// A claimed event, with its trigger and the link bases its run reads when they
-/// could be worked out in the store trip that claimed it.
+/// A claimed event, with what the store trip that claimed it worked out.
 pub(crate) struct Claimed {
     event: Event,
-    prepared: Option<(Value, Result<Bases, StoreError>)>,
+    prepared: Prepared,
 }
+
+/// An event's trigger and the link bases its run reads, or why the event has
+/// no trigger (its flow is gone, or its payload cannot become one).
+type Prepared = Result<(Value, Result<Bases, StoreError>), String>;
 
 /// The link bases of a run, by mapping.
 type Bases = std::collections::BTreeMap<String, crate::mapping::Base>;
@@ -127,8 +130,7 @@ fn claim_next(
         return Ok(None);
     };
     let prepared = flow_of(project, &event)
-        .ok()
-        .and_then(|flow| trigger_of(project, flow, &event).ok())
+        .and_then(|flow| trigger_of(project, flow, &event))
         .map(|trigger| {
             let bases = links::bases(s, &links::mapping_names(project), &trigger);
             (trigger, bases)
@@ -155,13 +157,13 @@ fn trigger_of(
     )
 }
 
-/// Processes one claimed event (`prepared`: its trigger and bases, when the
-/// claim read them). When its run ended, the store trip that ends it also
-/// claims the worker's next event, which is returned.
+/// Processes one claimed event with what its claim prepared. When its run
+/// ended, the store trip that ends it also claims the worker's next event,
+/// which is returned.
 pub(crate) async fn process(
     shared: &Arc<Shared>,
     event: Event,
-    prepared: Option<(Value, Result<Bases, StoreError>)>,
+    prepared: Prepared,
 ) -> Option<Claimed> {
     let project = shared.config.project.clone();
     let flow = match flow_of(&project, &event) {
@@ -172,22 +174,11 @@ pub(crate) async fn process(
         }
     };
     let (trigger, read) = match prepared {
-        Some(p) => p,
-        None => {
-            let trigger = match trigger_of(&project, flow, &event) {
-                Ok(t) => t,
-                Err(reason) => {
-                    // A payload that cannot become a trigger never will: dead at once.
-                    finish_failed(shared, &event, &flow.name, &reason, None, Some(0)).await;
-                    return None;
-                }
-            };
-            let (mappings, t) = (links::mapping_names(&project), trigger.clone());
-            let read = blocking(&shared.config.store, move |s| {
-                links::bases(s, &mappings, &t)
-            })
-            .await;
-            (trigger, read)
+        Ok(p) => p,
+        Err(reason) => {
+            // A payload that cannot become a trigger never will: dead at once.
+            finish_failed(shared, &event, &flow.name, &reason, None, Some(0)).await;
+            return None;
         }
     };
     let started = Instant::now();
