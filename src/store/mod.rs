@@ -41,6 +41,9 @@ pub enum StoreError {
     /// No such item.
     #[error("{0}")]
     NotFound(String),
+    /// The owner thread could not run a call, or its transaction did not commit.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 const SCHEMA: &str = r#"

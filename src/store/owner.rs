@@ -61,7 +61,7 @@ impl Store {
             Box::new(move |committed: Result<(), String>| {
                 let answer = match committed {
                     Ok(()) => result,
-                    Err(e) => result.and(Err(StoreError::NotFound(format!(
+                    Err(e) => result.and(Err(StoreError::Unavailable(format!(
                         "state store: the transaction did not commit: {e}"
                     )))),
                 };
@@ -69,10 +69,10 @@ impl Store {
             })
         });
         self.owner()?.send(job).map_err(|_| {
-            StoreError::NotFound("state store: the owner thread has stopped".into())
+            StoreError::Unavailable("state store: the owner thread has stopped".into())
         })?;
         rx.await.map_err(|_| {
-            StoreError::NotFound("state store: the owner thread dropped the call".into())
+            StoreError::Unavailable("state store: the owner thread dropped the call".into())
         })?
     }
 
@@ -88,12 +88,12 @@ impl Store {
                 .name("cosync-store".into())
                 .spawn(move || own(weak, rx))
                 .map_err(|e| {
-                    StoreError::NotFound(format!("state store: cannot start its thread: {e}"))
+                    StoreError::Unavailable(format!("state store: cannot start its thread: {e}"))
                 })?;
         }
         self.owner
             .get()
-            .ok_or_else(|| StoreError::NotFound("state store: no owner thread".into()))
+            .ok_or_else(|| StoreError::Unavailable("state store: no owner thread".into()))
     }
 
     /// Starts the batch's transaction.
@@ -130,12 +130,7 @@ impl Store {
 fn own(store: Weak<Store>, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
-        }
+        jobs.extend(rx.try_iter().take(MAX_BATCH - 1));
         // Dropping the jobs (when the store is gone) drops their senders, and
         // each caller sees its call dropped.
         let Some(store) = store.upgrade() else { return };
