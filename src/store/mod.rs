@@ -16,6 +16,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, OnceLock, mpsc};
 
 use rusqlite::Connection;
+use rusqlite::config::DbConfig;
 
 pub use links::{Conflict, Link};
 pub use queue::{Enqueued, Event, EventState, EventTiming, NewEvent};
@@ -165,6 +166,10 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(64);
+        // Plans do not change with bound values: without this, SQLite (built with
+        // STAT4) re-prepares a statement whenever a parameter that could steer its
+        // plan gets a new value, e.g. the queue's claim on every call (its `now`).
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         conn.execute_batch(SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
