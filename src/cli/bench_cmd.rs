@@ -36,6 +36,9 @@ struct Phase {
     /// Process CPU time (user + system, every thread: service, sandbox and the
     /// bench's client) per event during the timed phase, in milliseconds.
     cpu_ms_per_event: f64,
+    /// The part of `cpu_ms_per_event` spent on the state store's owner thread
+    /// (SQLite: queue, links, run records, commits and checkpoints).
+    store_cpu_ms_per_event: f64,
     /// Cores busy on average during the phase (CPU time / wall time).
     cores_used: f64,
     /// State-store calls per committed transaction (group commit).
@@ -239,6 +242,7 @@ async fn drive(
     let prepared = prepare(sandbox, urls, ids, event)?;
     let before = service.metrics();
     let cpu_before = cpu_seconds();
+    let store_cpu_before = store_cpu_seconds();
     let store_before = store.group_commits();
     let started = Instant::now();
     let limit = Arc::new(tokio::sync::Semaphore::new(64));
@@ -280,6 +284,7 @@ async fn drive(
     }
     let timings = wait_for_ends(service, first_id, ids.len(), refused, before).await?;
     let cpu = cpu_seconds() - cpu_before;
+    let store_cpu = store_cpu_seconds() - store_cpu_before;
     let store_after = store.group_commits();
     let wall = started.elapsed().as_secs_f64().max(1e-6);
     let sent: std::collections::HashMap<String, chrono::DateTime<Utc>> = ids
@@ -344,6 +349,7 @@ async fn drive(
         max_ms: latencies.last().copied().unwrap_or(0.0),
         api_calls_per_event: (service.metrics().calls - before.calls) as f64 / ids.len() as f64,
         cpu_ms_per_event: cpu * 1000.0 / ids.len() as f64,
+        store_cpu_ms_per_event: store_cpu * 1000.0 / ids.len() as f64,
         cores_used: cpu / wall,
         store_calls_per_commit: (store_after.0 - store_before.0) as f64
             / (store_after.1 - store_before.1).max(1) as f64,
@@ -392,15 +398,34 @@ async fn wait_for_ends(
 fn cpu_seconds() -> f64 {
     std::fs::read_to_string("/proc/self/stat")
         .ok()
-        .and_then(|s| {
-            // Fields after the command name, which is in parentheses and may hold spaces.
-            let rest = s.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let utime: f64 = fields.get(11)?.parse().ok()?;
-            let stime: f64 = fields.get(12)?.parse().ok()?;
-            Some((utime + stime) / 100.0)
-        })
+        .and_then(|s| stat_cpu_seconds(&s))
         .unwrap_or(0.0)
+}
+
+/// CPU time of the state store's owner thread (`cosync-store`), as
+/// [`cpu_seconds`] counts it; 0 where /proc is missing.
+fn store_cpu_seconds() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "cosync-store")
+        })
+        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+        .filter_map(|s| stat_cpu_seconds(&s))
+        .sum()
+}
+
+/// User + system time from a `/proc/.../stat` line.
+fn stat_cpu_seconds(stat: &str) -> Option<f64> {
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 /// The process's peak resident set (VmHWM) in KiB; 0 where /proc is missing.
@@ -430,7 +455,7 @@ fn table(args: &BenchArgs, phases: &[Phase], peak_kib: u64) -> String {
             .unwrap_or(1)
     );
     out.push_str(&format!(
-        "{:<8} {:>7} {:>7} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9} {:>6} {:>11}\n",
+        "{:<8} {:>7} {:>7} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9} {:>9} {:>6} {:>11}\n",
         "phase",
         "events",
         "failed",
@@ -442,12 +467,13 @@ fn table(args: &BenchArgs, phases: &[Phase], peak_kib: u64) -> String {
         "max ms",
         "calls/event",
         "cpu ms/ev",
+        "store ms",
         "cores",
         "calls/commit"
     ));
     for p in phases {
         out.push_str(&format!(
-            "{:<8} {:>7} {:>7} {:>8.2} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11.2} {:>9.2} {:>6.2} {:>11.1}\n",
+            "{:<8} {:>7} {:>7} {:>8.2} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11.2} {:>9.2} {:>9.2} {:>6.2} {:>11.1}\n",
             p.name,
             p.events,
             p.failed,
@@ -459,6 +485,7 @@ fn table(args: &BenchArgs, phases: &[Phase], peak_kib: u64) -> String {
             p.max_ms,
             p.api_calls_per_event,
             p.cpu_ms_per_event,
+            p.store_cpu_ms_per_event,
             p.cores_used,
             p.store_calls_per_commit
         ));

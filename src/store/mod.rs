@@ -36,6 +36,14 @@ pub enum StoreError {
         /// Why.
         source: serde_json::Error,
     },
+    /// A stored value other than JSON did not decode.
+    #[error("state store: corrupt {what}: {why}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// Why.
+        why: String,
+    },
     /// The connection mutex was poisoned by a panic elsewhere.
     #[error("state store: lock poisoned")]
     Poisoned,

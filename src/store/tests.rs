@@ -174,3 +174,62 @@ fn the_claim_walks_the_queue_index_without_sorting_the_backlog() {
         "the record checks use the index: {text}"
     );
 }
+
+#[test]
+fn run_records_are_stored_compressed_and_older_text_records_still_read() {
+    let (_dir, s) = store();
+    let record = crate::record::RunRecord {
+        run_id: "01a2-compressed".into(),
+        flow: "partner-center-to-dynamics365".into(),
+        trigger: json!({"event": "referral-updated", "notes": "x".repeat(6000)}),
+        status: crate::spec::flow::RunStatus::Succeeded,
+        message: None,
+        error: None,
+        dry_run: false,
+        started_at: "2026-11-25T00:00:00.000Z".into(),
+        duration_ms: 3,
+        steps: Vec::new(),
+        writes: Vec::new(),
+        calls: Vec::new(),
+    };
+    s.save_run(&record, Some(7))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let back = s.run("01a2-comp").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        back,
+        Some(serde_json::to_value(&record).unwrap_or_else(|e| panic!("{e}")))
+    );
+    let conn = s.conn().unwrap_or_else(|e| panic!("{e}"));
+    let (kind, size): (String, i64) = conn
+        .query_row(
+            "SELECT typeof(record), length(record) FROM runs WHERE run_id = '01a2-compressed'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(kind, "blob");
+    assert!(size < 1000, "6,000 repeated bytes compress: {size}");
+
+    // A record written as JSON text by an earlier version, and a damaged block.
+    conn.execute_batch(
+        r#"INSERT INTO runs VALUES ('01a2-text', 'f', 'succeeded', '2026-01-01T00:00:00Z', 1, NULL, '{"run_id":"01a2-text"}');
+           INSERT INTO runs VALUES ('01a2-damaged', 'f', 'failed', '2026-01-01T00:00:00Z', 1, NULL, x'ff00ff00ff');"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    drop(conn);
+    assert_eq!(
+        s.run("01a2-text").unwrap_or_else(|e| panic!("{e}")),
+        Some(json!({"run_id": "01a2-text"}))
+    );
+    let damaged = s.run("01a2-damaged").map(|_| ()).unwrap_err();
+    assert!(
+        matches!(
+            damaged,
+            StoreError::Corrupt {
+                what: "run record",
+                ..
+            }
+        ),
+        "{damaged}"
+    );
+}
