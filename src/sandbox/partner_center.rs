@@ -104,7 +104,7 @@ pub(crate) async fn get_one(
                 .get("eTag")
                 .and_then(Value::as_str)
                 .map(str::to_owned);
-            Some((referral::render(referral, urls, true), etag))
+            Some((referral::render_json(referral, urls, true), etag))
         })
         .ok_or_else(|| {
             ApiError::new(
@@ -114,7 +114,7 @@ pub(crate) async fn get_one(
                 format!("Referral with id '{id}' was not found."),
             )
         })?;
-    let mut response = Json(body).into_response();
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     if let Some(value) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
         response.headers_mut().insert(header::ETAG, value);
     }

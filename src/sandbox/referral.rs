@@ -4,6 +4,7 @@
 
 use axum::http::StatusCode;
 use chrono::Duration;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
 use super::SandboxUrls;
@@ -529,42 +530,74 @@ fn set(
     }
 }
 
-/// The response form of a stored referral: `links` added, and `@odata.context` for a
-/// single referral.
+/// A referral as the API returns it: `@odata.context` (single reads), the stored
+/// fields, `links`, then `eTag`.
 pub(crate) fn render(referral: &Value, urls: &SandboxUrls, single: bool) -> Value {
-    let mut out = Map::new();
-    if single {
-        out.insert(
-            "@odata.context".into(),
-            json!(format!(
-                "{}/v1.0/engagements/$metadata#referrals/$entity",
-                urls.partner_center
-            )),
-        );
-    }
-    if let Some(map) = referral.as_object() {
-        for (key, value) in map {
-            if key != "eTag" {
-                out.insert(key.clone(), value.clone());
-            }
-        }
-    }
-    let id = text(referral, "/id").unwrap_or("");
-    let engagement = text(referral, "/engagementId").unwrap_or("");
-    out.insert(
-        "links".into(),
-        json!({
+    serde_json::to_value(Rendered {
+        referral,
+        urls,
+        single,
+    })
+    .unwrap_or(Value::Null)
+}
+
+/// [`render`] serialized straight to JSON, reading the stored referral in place
+/// (a read never copies it).
+pub(crate) fn render_json(referral: &Value, urls: &SandboxUrls, single: bool) -> Vec<u8> {
+    serde_json::to_vec(&Rendered {
+        referral,
+        urls,
+        single,
+    })
+    .unwrap_or_default()
+}
+
+/// A stored referral, serialized as [`render`] describes.
+struct Rendered<'a> {
+    referral: &'a Value,
+    urls: &'a SandboxUrls,
+    single: bool,
+}
+
+impl Serialize for Rendered<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let base = &self.urls.partner_center;
+        let id = text(self.referral, "/id").unwrap_or("");
+        let engagement = text(self.referral, "/engagementId").unwrap_or("");
+        let links = json!({
             "relatedReferrals": {
-                "uri": format!("{}/v1.0/engagements/referrals?$filter=engagementId eq '{engagement}'", urls.partner_center),
+                "uri": format!("{base}/v1.0/engagements/referrals?$filter=engagementId eq '{engagement}'"),
                 "method": "GET",
             },
-            "self": {"uri": format!("{}/v1.0/engagements/referrals/{id}", urls.partner_center), "method": "GET"},
-        }),
-    );
-    if let Some(etag) = referral.get("eTag") {
-        out.insert("eTag".into(), etag.clone());
+            "self": {"uri": format!("{base}/v1.0/engagements/referrals/{id}"), "method": "GET"},
+        });
+        let mut map = serializer.serialize_map(None)?;
+        if self.single {
+            map.serialize_entry(
+                "@odata.context",
+                &format!("{base}/v1.0/engagements/$metadata#referrals/$entity"),
+            )?;
+        }
+        let mut linked = false;
+        for (key, value) in self.referral.as_object().into_iter().flatten() {
+            match key.as_str() {
+                "eTag" => {}
+                // A stored `links` keeps its place and gets the served value.
+                "links" => {
+                    map.serialize_entry(key, &links)?;
+                    linked = true;
+                }
+                _ => map.serialize_entry(key, value)?,
+            }
+        }
+        if !linked {
+            map.serialize_entry("links", &links)?;
+        }
+        if let Some(etag) = self.referral.get("eTag") {
+            map.serialize_entry("eTag", etag)?;
+        }
+        map.end()
     }
-    Value::Object(out)
 }
 
 #[cfg(test)]
@@ -574,6 +607,54 @@ mod tests {
 
     fn core() -> Core {
         Core::new(Settings::default(), false)
+    }
+
+    #[test]
+    fn a_rendered_referral_has_its_context_fields_links_and_etag_in_order() {
+        let urls = SandboxUrls {
+            partner_center: "http://127.0.0.1:1".into(),
+            partner_center_webhooks: String::new(),
+            dataverse: String::new(),
+            salesforce: String::new(),
+            login: String::new(),
+            admin: String::new(),
+        };
+        let stored = json!({"eTag": "\"7\"", "id": "r1", "engagementId": "e1", "name": "Deal"});
+        let rendered = render(&stored, &urls, true);
+        let keys: Vec<&str> = rendered
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "@odata.context",
+                "id",
+                "engagementId",
+                "name",
+                "links",
+                "eTag"
+            ]
+        );
+        assert_eq!(
+            rendered["links"]["self"]["uri"],
+            "http://127.0.0.1:1/v1.0/engagements/referrals/r1"
+        );
+        assert_eq!(
+            rendered["links"]["relatedReferrals"]["uri"],
+            "http://127.0.0.1:1/v1.0/engagements/referrals?$filter=engagementId eq 'e1'"
+        );
+        // The bytes served are the same document, and a list item has no context.
+        let served: Value = serde_json::from_slice(&render_json(&stored, &urls, true))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(served, rendered);
+        assert!(
+            render(&stored, &urls, false)
+                .get("@odata.context")
+                .is_none()
+        );
     }
 
     #[test]
