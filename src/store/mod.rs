@@ -7,12 +7,13 @@
 //! which runs their work on the store's owner thread with group commit
 //! ([`owner`]), so the runtime is never blocked.
 
+mod checkpoint;
 mod links;
 mod owner;
 mod queue;
 mod runs;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock, mpsc};
 
 use rusqlite::Connection;
@@ -127,6 +128,8 @@ CREATE TABLE IF NOT EXISTS watermarks (
 /// The state store.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// The database file (`None` in memory).
+    path: Option<PathBuf>,
     /// The owner thread's queue ([`Store::call`]), once started.
     owner: OnceLock<mpsc::Sender<owner::Job>>,
     /// Calls run and transactions committed by the owner thread.
@@ -156,7 +159,9 @@ impl Store {
             let _ = std::fs::create_dir_all(dir);
         }
         let conn = Connection::open(path)?;
-        Store::init(conn)
+        let mut store = Store::init(conn)?;
+        store.path = Some(path.to_path_buf());
+        Ok(store)
     }
 
     /// An in-memory store (tests, dry runs).
@@ -181,6 +186,7 @@ impl Store {
         conn.execute_batch(SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            path: None,
             owner: OnceLock::new(),
             batches: owner::Counters::default(),
         })

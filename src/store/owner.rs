@@ -84,6 +84,27 @@ impl Store {
         let (tx, rx) = mpsc::channel::<Job>();
         if self.owner.set(tx).is_ok() {
             let weak = Arc::downgrade(self);
+            if let Some(path) = &self.path {
+                // Checkpoints move to their own thread ([`super::checkpoint`]);
+                // the writer keeps its own only as a safety net.
+                match super::checkpoint::start(path.clone(), weak.clone()) {
+                    Ok(()) => {
+                        let raised = self.conn().and_then(|c| {
+                            Ok(c.pragma_update(
+                                None,
+                                "wal_autocheckpoint",
+                                super::checkpoint::SAFETY_PAGES,
+                            )?)
+                        });
+                        if let Err(e) = raised {
+                            tracing::warn!("state store: the writer still checkpoints: {e}");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("state store: checkpoints stay with the writer: {e}")
+                    }
+                }
+            }
             std::thread::Builder::new()
                 .name("cosync-store".into())
                 .spawn(move || own(weak, rx))
