@@ -85,24 +85,10 @@ impl Store {
         if self.owner.set(tx).is_ok() {
             let weak = Arc::downgrade(self);
             if let Some(path) = &self.path {
-                // Checkpoints move to their own thread ([`super::checkpoint`]);
-                // the writer keeps its own only as a safety net.
-                match super::checkpoint::start(path.clone(), weak.clone()) {
-                    Ok(()) => {
-                        let raised = self.conn().and_then(|c| {
-                            Ok(c.pragma_update(
-                                None,
-                                "wal_autocheckpoint",
-                                super::checkpoint::SAFETY_PAGES,
-                            )?)
-                        });
-                        if let Err(e) = raised {
-                            tracing::warn!("state store: the writer still checkpoints: {e}");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!("state store: checkpoints stay with the writer: {e}")
-                    }
+                // A checkpointer copies WAL pages ahead of the writer's own
+                // checkpoint ([`super::checkpoint`]).
+                if let Err(e) = super::checkpoint::start(path.clone(), weak.clone()) {
+                    tracing::warn!("state store: no background checkpoints ({e})");
                 }
             }
             std::thread::Builder::new()
