@@ -11,9 +11,10 @@
 //! 1000 pages, which then finds the pages copied and the file synced, and only
 //! restarts the WAL (a `PASSIVE` checkpoint alone never catches up with a
 //! writer that commits every few milliseconds, and the WAL would only grow).
-//! Measured (`cosync bench`, BENCHMARKS.md): p99 at 500 events/s 21–30 ms
-//! without it, 19.5–22 ms with it; the same throughput. Leaving the writer's
-//! checkpoint to the thread alone made p99 worse (up to 89 ms).
+//! Measured (`cosync bench`, BENCHMARKS.md): p99 at 100 events/s 6.6–8.1 ms
+//! instead of 17.5–23.6; at 500 events/s and at the maximum rate the same as
+//! without it. Leaving the writer's checkpoint to the thread alone made p99
+//! at 500 events/s worse (up to 89 ms).
 
 use std::path::PathBuf;
 use std::sync::Weak;
