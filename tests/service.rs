@@ -29,3 +29,5 @@ mod mirror;
 mod push;
 #[path = "service/scenarios.rs"]
 mod scenarios;
+#[path = "service/tracking.rs"]
+mod tracking;

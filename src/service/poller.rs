@@ -99,13 +99,18 @@ pub(crate) struct Reported(HashMap<String, (String, DateTime<Utc>)>);
 
 impl Reported {
     /// A version of `id` other than `version` was reported as created.
-    fn other_version(&self, id: &str, version: &str) -> bool {
+    pub(crate) fn other_version(&self, id: &str, version: &str) -> bool {
         self.0.get(id).is_some_and(|(v, _)| v != version)
+    }
+
+    /// Remembers that `version` of `id`, created at `at`, was reported as created.
+    pub(crate) fn remember(&mut self, id: String, version: String, at: DateTime<Utc>) {
+        self.0.insert(id, (version, at));
     }
 
     /// Forgets the creations before `since` (less a second, for stamps in
     /// whole seconds): no poll from `since` on lists them unchanged.
-    fn forget_before(&mut self, since: DateTime<Utc>) {
+    pub(crate) fn forget_before(&mut self, since: DateTime<Utc>) {
         let horizon = since - chrono::Duration::seconds(1);
         self.0.retain(|_, (_, created)| *created >= horizon);
     }
@@ -158,7 +163,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 return;
             }
             let polled = if w.tracked {
-                super::tracking::poll_once(&shared, w).await
+                super::tracking::poll_once(&shared, w, reported).await
             } else {
                 poll_once(&shared, w, start, reported).await
             };
@@ -255,7 +260,7 @@ pub(crate) async fn poll_once(
     let stored = store_events(shared, w, events, mark).await?;
     // Only once stored: a poll that failed lists the same versions again.
     for (id, version, at) in creations {
-        reported.0.insert(id, (version, at));
+        reported.remember(id, version, at);
     }
     reported.forget_before(since);
     Ok(stored)

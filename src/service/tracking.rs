@@ -10,8 +10,13 @@
 //! - Delta queries take no `$filter`, so the flow's `where:` (Sync = Yes) is
 //!   applied here, to the rows returned; deleted rows are skipped (no flow
 //!   syncs deletions).
-//! - A row is `created` when its creation and modification times are equal, else
-//!   `updated` (a row created and edited between two polls comes as `updated`).
+//! - A row is `created` when its creation and modification times are equal, or
+//!   when it was created after the newest modification any earlier read returned
+//!   (created, then edited, between two reads: `created` for flows that take
+//!   creations, `updated` for flows that take only updates), else `updated`.
+//!   That newest modification time is Dataverse's own clock, stored beside the
+//!   delta link, so no clock skew enters the comparison (when the first read
+//!   returned no rows at all, every row a later read returns is new).
 //! - Events are de-duplicated by the row's eTag, like polled ones. The delta link
 //!   is stored (in the watermark table, under `<entity>#delta`) only after the
 //!   events are, so a failed poll is repeated from the same link.
@@ -25,10 +30,11 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::dispatch::{self, Watch};
-use super::poller::{Mark, change_kinds, parse_time, store_events};
+use super::poller::{Mark, Reported, change_kinds, parse_time, store_events};
 use crate::runtime::Request;
 use crate::runtime::connectors::ErrorKind;
 use crate::spec::connector::ConnectorKind;
+use crate::spec::flow::ChangeKind;
 
 /// The watermark-table key of an entity's delta link.
 fn delta_key(entity: &str) -> String {
@@ -53,7 +59,11 @@ pub(crate) fn matches(row: &Value, where_fields: &[(String, Value)]) -> bool {
 }
 
 /// One change-tracking poll of one entity: returns the number of new events.
-pub(crate) async fn poll_once(shared: &Arc<Shared>, w: &Watch) -> Result<usize, String> {
+pub(crate) async fn poll_once(
+    shared: &Arc<Shared>,
+    w: &Watch,
+    reported: &mut Reported,
+) -> Result<usize, String> {
     let project = &shared.config.project;
     let connector = project
         .connector_id(&w.connector)
@@ -77,7 +87,10 @@ pub(crate) async fn poll_once(shared: &Arc<Shared>, w: &Watch) -> Result<usize, 
     let stored = super::blocking(&shared.config.store, move |s| s.watermark(&c, &k))
         .await
         .map_err(|e| e.to_string())?;
-    let link = stored.map(|(link, _)| link).filter(|l| !l.is_empty());
+    let (link, seen) = match stored {
+        Some((link, seen)) if !link.is_empty() => (Some(link), parse_time(&seen)),
+        _ => (None, None),
+    };
     let first = link.is_none();
     let inputs = match &link {
         Some(link) => json!({"delta_link": link}),
@@ -118,6 +131,7 @@ pub(crate) async fn poll_once(shared: &Arc<Shared>, w: &Watch) -> Result<usize, 
         .and_then(Value::as_str)
         .map(str::to_string);
     let mut events = Vec::new();
+    let mut creations = Vec::new();
     if !first {
         let rows = answer
             .get("records")
@@ -141,16 +155,69 @@ pub(crate) async fn poll_once(shared: &Arc<Shared>, w: &Watch) -> Result<usize, 
                 continue;
             }
             let time = |f: &str| row.get(f).and_then(Value::as_str).and_then(parse_time);
-            // No watermark: only "first version" tells a creation here.
-            let never = Mark::Watermark(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-            let kinds = change_kinds(time(&created), time(&modified), never, false);
+            // Without a stored newest modification (links stored by earlier
+            // versions) only "first version" tells a creation.
+            let mark = Mark::Watermark(seen.unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC));
+            let created_at = time(&created);
+            let kinds = change_kinds(
+                created_at,
+                time(&modified),
+                mark,
+                reported.other_version(id, &version),
+            );
+            if let (Some(ChangeKind::Created), Some(at)) = (kinds.first(), created_at) {
+                creations.push((id.to_string(), version.clone(), at));
+            }
             events.extend(dispatch::crm_events(w, id, &version, kinds));
         }
     } else {
         tracing::info!(connector = %w.connector, entity = %w.entity, "change tracking started");
     }
-    let mark = next.map(|link| (delta_key(&w.entity), link, String::new()));
-    store_events(shared, w, events, mark).await
+    let rows = answer
+        .get("records")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let earlier = seen;
+    let seen = match newest_modification(rows, &modified, earlier) {
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        // The first read returns every row, and it returned none: every row a
+        // later read returns was created after it.
+        None if first => NOTHING_SEEN.to_string(),
+        // A link stored by an earlier version, and no row since: unknown.
+        None => String::new(),
+    };
+    let mark = next.map(|link| (delta_key(&w.entity), link, seen));
+    let stored = store_events(shared, w, events, mark).await?;
+    // As the poller does (see its module doc): Dataverse stamps whole seconds,
+    // so a row changed within the second it was created comes again with its
+    // creation time as modification time; another version of a row reported
+    // as created is an update, for as long as a read can still list it so.
+    for (id, version, at) in creations {
+        reported.remember(id, version, at);
+    }
+    if let Some(at) = earlier {
+        reported.forget_before(at);
+    }
+    Ok(stored)
+}
+
+/// The mark stored when the first read of a table returned no rows: earlier
+/// than any row's creation.
+const NOTHING_SEEN: &str = "0001-01-01T00:00:00Z";
+
+/// The newest modification time among `rows` (every row a read returned, synced
+/// or not) and the one `earlier` reads saw: a row created after it was created
+/// after everything those reads returned.
+fn newest_modification(
+    rows: &[Value],
+    modified: &str,
+    earlier: Option<chrono::DateTime<chrono::Utc>>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    rows.iter()
+        .filter_map(|r| r.get(modified).and_then(Value::as_str).and_then(parse_time))
+        .chain(earlier)
+        .max()
 }
 
 #[cfg(test)]
@@ -172,6 +239,63 @@ mod tests {
         assert!(matches(&row, &[("name".into(), json!("contoso"))]));
         assert!(!matches(&row, &[("missing".into(), json!(true))]));
         assert!(matches(&row, &[]));
+    }
+
+    #[test]
+    fn a_row_created_after_everything_earlier_reads_returned_is_a_creation() {
+        use crate::spec::flow::ChangeKind::{Created, Updated};
+        let t = |s: &str| parse_time(s).unwrap_or_else(|| panic!("{s}"));
+        // The first read returned rows up to 10:00:05; a later read returns one
+        // row modified after that and, from an earlier read, an older one.
+        let first = [
+            json!({"modifiedon": "2026-11-25T10:00:01Z"}),
+            json!({"modifiedon": "2026-11-25T10:00:05Z", "name": "x"}),
+            json!({"name": "no time"}),
+        ];
+        let seen = newest_modification(&first, "modifiedon", None);
+        assert_eq!(seen, Some(t("2026-11-25T10:00:05Z")));
+        assert_eq!(
+            newest_modification(
+                &[json!({"modifiedon": "2026-11-25T09:00:00Z"})],
+                "modifiedon",
+                seen
+            ),
+            seen,
+            "the mark never moves back"
+        );
+        let mark = Mark::Watermark(seen.unwrap_or_else(|| panic!("no mark")));
+        // An empty table's mark parses and precedes every row.
+        assert!(parse_time(NOTHING_SEEN).is_some_and(|t| Some(t) < seen));
+        // Created after the mark, edited since: a creation (then an update).
+        assert_eq!(
+            change_kinds(
+                Some(t("2026-11-25T10:00:07Z")),
+                Some(t("2026-11-25T10:00:09Z")),
+                mark,
+                false
+            ),
+            [Created, Updated]
+        );
+        // Created at or before the mark: an earlier read could have seen it.
+        assert_eq!(
+            change_kinds(
+                Some(t("2026-11-25T10:00:05Z")),
+                Some(t("2026-11-25T10:00:09Z")),
+                mark,
+                false
+            ),
+            [Updated]
+        );
+        // Created and modified at once: a first version, whatever the mark.
+        assert_eq!(
+            change_kinds(
+                Some(t("2026-11-25T09:00:00Z")),
+                Some(t("2026-11-25T09:00:00Z")),
+                mark,
+                false
+            ),
+            [Created]
+        );
     }
 
     #[test]

@@ -592,6 +592,19 @@ pub(crate) const T: Duration = Duration::from_secs(15);
 /// Quiet time that counts as settled (several 200 ms poll intervals).
 pub(crate) const QUIET: Duration = Duration::from_millis(700);
 
+/// The CRM → Partner Center flow reads Dataverse through change tracking
+/// (delta links) instead of polling by watermark.
+pub(crate) fn change_tracking(rel: &str, text: String) -> String {
+    if rel != "flows/dynamics365-to-partner-center.yaml" {
+        return text;
+    }
+    assert!(
+        text.contains("\n    mode: poll\n"),
+        "the trigger's mode changed"
+    );
+    text.replace("\n    mode: poll\n", "\n    mode: change_tracking\n")
+}
+
 /// The deal value row of the Dynamics 365 mapping, with `conflict: manual`.
 pub(crate) fn manual_deal_value(rel: &str, text: String) -> String {
     if rel != "mappings/referral-opportunity-dynamics365.yaml" {
