@@ -4,7 +4,8 @@
 //! ends, whatever happens), registers the webhook, and checks one promise of
 //! product.md §6: the seed's scenarios for both CRMs, loop convergence,
 //! duplicate and out-of-order deliveries, crash safety under `kill -9`, manual
-//! conflicts, faults and dead letters, bad webhooks, the record mirror, and Dataverse webhooks.
+//! conflicts, faults and dead letters, bad webhooks, the record mirror, Dataverse
+//! webhooks, and creations seen through Dataverse change tracking.
 //!
 //! Helpers are in `tests/service/harness.rs`; one module per promise.
 
