@@ -62,7 +62,8 @@ const BATCH: u32 = 1000;
 
 pub use crate::domain::parse_time;
 
-fn stamp(t: DateTime<Utc>) -> String {
+/// A time as the watermark table stores it.
+pub(crate) fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 

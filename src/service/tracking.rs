@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::dispatch::{self, Watch};
-use super::poller::{Mark, Reported, change_kinds, parse_time, store_events};
+use super::poller::{Mark, Reported, change_kinds, parse_time, stamp, store_events};
 use crate::runtime::Request;
 use crate::runtime::connectors::ErrorKind;
 use crate::spec::connector::ConnectorKind;
@@ -130,14 +130,17 @@ pub(crate) async fn poll_once(
         .get("delta_link")
         .and_then(Value::as_str)
         .map(str::to_string);
+    let rows = answer
+        .get("records")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    // Without a stored newest modification (links stored by earlier versions)
+    // only "first version" tells a creation.
+    let mark = Mark::Watermark(seen.unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC));
     let mut events = Vec::new();
     let mut creations = Vec::new();
     if !first {
-        let rows = answer
-            .get("records")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
         for row in rows {
             let Some(id) = row.get(&key).and_then(Value::as_str) else {
                 continue;
@@ -155,9 +158,6 @@ pub(crate) async fn poll_once(
                 continue;
             }
             let time = |f: &str| row.get(f).and_then(Value::as_str).and_then(parse_time);
-            // Without a stored newest modification (links stored by earlier
-            // versions) only "first version" tells a creation.
-            let mark = Mark::Watermark(seen.unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC));
             let created_at = time(&created);
             let kinds = change_kinds(
                 created_at,
@@ -173,22 +173,16 @@ pub(crate) async fn poll_once(
     } else {
         tracing::info!(connector = %w.connector, entity = %w.entity, "change tracking started");
     }
-    let rows = answer
-        .get("records")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let earlier = seen;
-    let seen = match newest_modification(rows, &modified, earlier) {
-        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    let newest = match newest_modification(rows, &modified, seen) {
+        Some(t) => stamp(t),
         // The first read returns every row, and it returned none: every row a
         // later read returns was created after it.
         None if first => NOTHING_SEEN.to_string(),
         // A link stored by an earlier version, and no row since: unknown.
         None => String::new(),
     };
-    let mark = next.map(|link| (delta_key(&w.entity), link, seen));
-    let stored = store_events(shared, w, events, mark).await?;
+    let stored_mark = next.map(|link| (delta_key(&w.entity), link, newest));
+    let stored = store_events(shared, w, events, stored_mark).await?;
     // As the poller does (see its module doc): Dataverse stamps whole seconds,
     // so a row changed within the second it was created comes again with its
     // creation time as modification time; another version of a row reported
@@ -196,7 +190,7 @@ pub(crate) async fn poll_once(
     for (id, version, at) in creations {
         reported.remember(id, version, at);
     }
-    if let Some(at) = earlier {
+    if let Some(at) = seen {
         reported.forget_before(at);
     }
     Ok(stored)
