@@ -101,7 +101,7 @@ mod tests {
         // intervals the checkpointer has run.
         let mut db_bytes = 0;
         for _ in 0..40 {
-            std::thread::sleep(super::INTERVAL);
+            tokio::time::sleep(super::INTERVAL).await;
             db_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             if db_bytes > 4_000_000 {
                 break;
