@@ -322,6 +322,10 @@ pub struct BenchArgs {
     /// Records processed in parallel.
     #[arg(long, default_value_t = 8)]
     pub workers: usize,
+    /// State file of the service, e.g. on the disk it will run on; it must not
+    /// exist and is kept for inspection (default: a temporary file, removed).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,

@@ -122,7 +122,17 @@ async fn bench(args: &BenchArgs, color: bool) -> Result<(Vec<Phase>, u64), Strin
     };
     let opened = super::demo_cmd::sandbox_opened(project, &urls, Some(unlimited))?;
     let state_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let store = service_setup::open_store(&state_dir.path().join("state.db"))?;
+    let state_file = match &args.state {
+        Some(path) if path.exists() => {
+            return Err(format!(
+                "{} exists; the benchmark needs a new state file",
+                path.display()
+            ));
+        }
+        Some(path) => path.clone(),
+        None => state_dir.path().join("state.db"),
+    };
+    let store = service_setup::open_store(&state_file)?;
     let mut config = service_setup::service_config(
         &opened,
         store.clone(),

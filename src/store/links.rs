@@ -107,8 +107,16 @@ impl Store {
             what: "link base",
             source,
         })?;
-        self.conn()?.prepare_cached("INSERT INTO links (mapping, referral_id, crm_id, base, synced_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (mapping, referral_id) DO UPDATE SET crm_id = excluded.crm_id, base = excluded.base, synced_at = excluded.synced_at")?.execute(params![mapping, referral_id, crm_id, base, now()])?;
+        let conn = self.conn()?;
+        // The CRM id is set apart and only when it changes: an update that assigns
+        // an indexed column rewrites its entry in `links_crm` even when the value
+        // stays the same (a page at a random place per synced change).
+        conn.prepare_cached("INSERT INTO links (mapping, referral_id, crm_id, base, synced_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (mapping, referral_id) DO UPDATE SET base = excluded.base, synced_at = excluded.synced_at")?.execute(params![mapping, referral_id, crm_id, base, now()])?;
+        conn.prepare_cached(
+            "UPDATE links SET crm_id = ?3 WHERE mapping = ?1 AND referral_id = ?2 AND crm_id IS NOT ?3",
+        )?
+        .execute(params![mapping, referral_id, crm_id])?;
         Ok(())
     }
 

@@ -72,9 +72,17 @@ CREATE TABLE IF NOT EXISTS events (
     run_id TEXT,
     finished_at TEXT
 );
-CREATE INDEX IF NOT EXISTS events_ready ON events(state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS events_queue ON events(state, id);
-CREATE INDEX IF NOT EXISTS events_record ON events(record_key, state, id);
+-- The queue's indexes are partial: they hold only the events still open (queued,
+-- running, dead), so they stay a few pages big however long the history grows, and
+-- an event's state changes rewrite those few pages instead of a page of a
+-- history-sized index at a random place (the record key is a random id).
+DROP INDEX IF EXISTS events_ready;
+DROP INDEX IF EXISTS events_queue;
+DROP INDEX IF EXISTS events_record;
+CREATE INDEX IF NOT EXISTS events_due ON events(id) WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS events_waiting ON events(record_key, id) WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS events_running ON events(record_key) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS events_dead ON events(id) WHERE state = 'dead';
 CREATE TABLE IF NOT EXISTS links (
     mapping TEXT NOT NULL,
     referral_id TEXT NOT NULL,

@@ -117,14 +117,16 @@ pub enum Enqueued {
 const COLUMNS: &str = "id, source, record_key, dedupe_key, flow, payload, received_at, state, attempts, next_attempt_at, last_error, run_id";
 
 /// The due events at the head of their record's queue, oldest first. Walks
-/// the `events_queue` index (state, id) in id order and stops at the limit, so
-/// a long backlog costs nothing per claim (no sort of every queued event).
+/// the `events_due` index (the queued events' ids) in id order and stops at the
+/// limit, so a long backlog costs nothing per claim (no sort of every queued
+/// event); the record checks read the partial indexes of running and waiting
+/// events.
 pub(super) fn claim_sql() -> String {
     format!(
-        "SELECT {COLUMNS} FROM events e INDEXED BY events_queue
+        "SELECT {COLUMNS} FROM events e INDEXED BY events_due
          WHERE state = 'queued' AND next_attempt_at <= ?1
-           AND NOT EXISTS (SELECT 1 FROM events r WHERE r.record_key = e.record_key AND r.state = 'running')
-           AND NOT EXISTS (SELECT 1 FROM events p WHERE p.record_key = e.record_key AND p.state = 'queued' AND p.id < e.id)
+           AND NOT EXISTS (SELECT 1 FROM events r INDEXED BY events_running WHERE r.record_key = e.record_key AND r.state = 'running')
+           AND NOT EXISTS (SELECT 1 FROM events p INDEXED BY events_waiting WHERE p.record_key = e.record_key AND p.state = 'queued' AND p.id < e.id)
          ORDER BY id LIMIT ?2"
     )
 }
@@ -284,10 +286,13 @@ impl Store {
     /// Events in a state, oldest first.
     pub fn events(&self, state: EventState, limit: usize) -> Result<Vec<Event>, StoreError> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM events WHERE state = ?1 ORDER BY id LIMIT ?2"
+        // The state is written into the statement (one of four words) so that the
+        // planner can use the partial index of queued, running or dead events.
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM events WHERE state = '{}' ORDER BY id LIMIT ?1",
+            state.as_str()
         ))?;
-        let rows = stmt.query_map(params![state.as_str(), limit as i64], row_to_event)?;
+        let rows = stmt.query_map(params![limit as i64], row_to_event)?;
         let mut out = Vec::new();
         for r in rows {
             out.push(finish(r?)?);
@@ -334,16 +339,34 @@ impl Store {
             .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?)
     }
 
-    /// Number of events per state.
+    /// Number of events per state (states without events are left out). The
+    /// open states are counted on their partial indexes; `done` is the rest.
     pub fn counts(&self) -> Result<Vec<(EventState, u64)>, StoreError> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare("SELECT state, COUNT(*) FROM events GROUP BY state")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                EventState::parse(&r.get::<_, String>(0)?),
-                r.get::<_, i64>(1)? as u64,
-            ))
-        })?;
-        Ok(rows.filter_map(Result::ok).collect())
+        let (queued, running, dead, all) = conn
+            .prepare_cached(
+                "SELECT (SELECT COUNT(*) FROM events WHERE state = 'queued'),
+                    (SELECT COUNT(*) FROM events WHERE state = 'running'),
+                    (SELECT COUNT(*) FROM events WHERE state = 'dead'),
+                    (SELECT COUNT(*) FROM events)",
+            )?
+            .query_row([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                    r.get::<_, i64>(3)? as u64,
+                ))
+            })?;
+        let done = all.saturating_sub(queued + running + dead);
+        Ok([
+            (EventState::Dead, dead),
+            (EventState::Done, done),
+            (EventState::Queued, queued),
+            (EventState::Running, running),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect())
     }
 }

@@ -167,11 +167,11 @@ fn the_claim_walks_the_queue_index_without_sorting_the_backlog() {
         .filter_map(Result::ok)
         .collect();
     let text = plan.join("\n");
-    assert!(text.contains("events_queue"), "{text}");
+    assert!(text.contains("events_due"), "{text}");
     assert!(!text.contains("TEMP B-TREE"), "{text}");
     assert!(
-        text.contains("events_record"),
-        "the record checks use the index: {text}"
+        text.contains("events_running") && text.contains("events_waiting"),
+        "the record checks use the partial indexes: {text}"
     );
 }
 
@@ -234,4 +234,87 @@ fn run_records_are_stored_compressed_and_older_text_records_still_read() {
         ),
         "{damaged}"
     );
+}
+
+#[test]
+fn a_link_takes_a_new_crm_id_and_keeps_it_when_saved_without_change() {
+    let (_d, s) = store();
+    let base = crate::mapping::Base::new();
+    let _ = s.save_link("m", "r1", Some("o1"), &base);
+    let _ = s.save_link("m", "r1", Some("o1"), &base);
+    assert!(s.link_by_crm("m", "o1").ok().flatten().is_some());
+    let _ = s.save_link("m", "r1", Some("o2"), &base);
+    assert!(s.link_by_crm("m", "o1").ok().flatten().is_none());
+    let moved = s.link_by_referral("m", "r1").ok().flatten();
+    assert_eq!(moved.and_then(|l| l.crm_id), Some("o2".into()));
+    let _ = s.save_link("m", "r1", None, &base);
+    let cleared = s.link_by_referral("m", "r1").ok().flatten();
+    assert_eq!(cleared.map(|l| l.crm_id), Some(None));
+}
+
+#[test]
+fn counts_tell_every_state_and_leave_out_empty_ones() {
+    let (_d, s) = store();
+    assert_eq!(s.counts().unwrap_or_else(|e| panic!("{e}")), vec![]);
+    for (r, d) in [("a", "a-1"), ("b", "b-1"), ("c", "c-1"), ("d", "d-1")] {
+        let _ = s.enqueue(&event(r, d));
+    }
+    let claimed = s.claim(3).unwrap_or_default();
+    assert_eq!(claimed.len(), 3);
+    let _ = s.complete(claimed[0].id, None);
+    let _ = s.fail(claimed[1].id, "boom", None, None);
+    assert_eq!(
+        s.counts().unwrap_or_else(|e| panic!("{e}")),
+        vec![
+            (EventState::Dead, 1),
+            (EventState::Done, 1),
+            (EventState::Queued, 1),
+            (EventState::Running, 1),
+        ]
+    );
+}
+
+#[test]
+fn a_state_file_with_the_earlier_queue_indexes_gets_the_partial_ones() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("state.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        conn.execute_batch(
+            "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL,
+                 record_key TEXT NOT NULL, dedupe_key TEXT NOT NULL UNIQUE, flow TEXT,
+                 payload TEXT NOT NULL, received_at TEXT NOT NULL,
+                 state TEXT NOT NULL DEFAULT 'queued', attempts INTEGER NOT NULL DEFAULT 0,
+                 next_attempt_at TEXT NOT NULL, last_error TEXT, run_id TEXT, finished_at TEXT);
+             CREATE INDEX events_ready ON events(state, next_attempt_at);
+             CREATE INDEX events_queue ON events(state, id);
+             CREATE INDEX events_record ON events(record_key, state, id);
+             INSERT INTO events (source, record_key, dedupe_key, payload, received_at, next_attempt_at)
+                 VALUES ('partner_center', 'referral:a', 'a-1', '{}', '2026-01-01', '2026-01-01');",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let s = Store::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    let conn = s.conn().unwrap_or_else(|e| panic!("{e}"));
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL ORDER BY name")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "events_dead",
+            "events_due",
+            "events_running",
+            "events_waiting"
+        ]
+    );
+    drop(stmt);
+    drop(conn);
+    let claimed = s.claim(10).unwrap_or_default();
+    assert_eq!(claimed.len(), 1, "the queued event is still claimed");
 }
