@@ -90,7 +90,7 @@ impl RecordingObserver {
 impl RunObserver for RecordingObserver {
     fn step(&mut self, mut record: StepRecord) {
         redact::redact_in_place(&mut record.inputs);
-        redact::redact_in_place(&mut record.output);
+        redact::redact_shared(&mut record.output);
         if let Some(e) = &mut record.error {
             e.message = redact::redact_text(&e.message);
         }

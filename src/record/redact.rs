@@ -68,6 +68,26 @@ pub fn redact_in_place(v: &mut Value) {
     }
 }
 
+/// [`redact_in_place`] for a value shared with others (a step output is also a
+/// variable of its run): copied only when it holds something to redact.
+pub fn redact_shared(v: &mut std::sync::Arc<Value>) {
+    if holds_secret(v) {
+        redact_in_place(std::sync::Arc::make_mut(v));
+    }
+}
+
+/// Whether [`redact_in_place`] would change `v`.
+fn holds_secret(v: &Value) -> bool {
+    match v {
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, x)| (is_secret_key(k) && !x.is_null()) || holds_secret(x)),
+        Value::Array(items) => items.iter().any(holds_secret),
+        Value::String(s) => may_hold_credential(s) && redact_text(s) != *s,
+        _ => false,
+    }
+}
+
 /// The schemes [`redact_text`] masks the credential after.
 const SCHEMES: [&str; 3] = ["Bearer ", "bearer ", "Signature "];
 
@@ -120,6 +140,30 @@ mod tests {
             "got 401 for Bearer ***, retrying"
         );
         assert_eq!(redact_text("no secrets here"), "no secrets here");
+    }
+
+    #[test]
+    fn a_shared_value_is_copied_only_when_it_holds_a_secret() {
+        let clean = std::sync::Arc::new(
+            json!({"name": "x", "notes": "bearing no credential", "items": [{"n": 1}]}),
+        );
+        let mut record = clean.clone();
+        redact_shared(&mut record);
+        assert!(
+            std::sync::Arc::ptr_eq(&clean, &record),
+            "nothing to redact: still shared"
+        );
+        for secret in [
+            json!({"deep": [{"apiKey": "k"}]}),
+            json!({"header": "Bearer abc.def"}),
+        ] {
+            let variable = std::sync::Arc::new(secret.clone());
+            let mut record = variable.clone();
+            redact_shared(&mut record);
+            assert_eq!(*record, redact(&secret));
+            assert_ne!(*record, secret);
+            assert_eq!(*variable, secret, "the run's own value is untouched");
+        }
     }
 }
 

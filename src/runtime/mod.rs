@@ -277,7 +277,11 @@ impl Exec<'_> {
 
     /// Sets a step output or variable in `frame` and records it for the outcome.
     fn publish(&self, frame: &mut Frame, name: &str, value: Value) {
-        let value = Arc::new(value);
+        self.publish_shared(frame, name, Arc::new(value));
+    }
+
+    /// [`Exec::publish`] of a value shared with its step record.
+    fn publish_shared(&self, frame: &mut Frame, name: &str, value: Arc<Value>) {
         if let Ok(mut all) = self.published.lock() {
             match all.iter_mut().find(|(k, _)| k == name) {
                 Some((_, v)) => *v = value.clone(),

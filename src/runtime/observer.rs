@@ -1,10 +1,16 @@
 //! What the interpreter reports while it runs. The run record, the CLI's progress
 //! output and test assertions are all observers.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::spec::flow::StepStatus;
+
+fn is_null(v: &Arc<Value>) -> bool {
+    v.is_null()
+}
 
 /// An error of a step or run, with a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,9 +56,9 @@ pub struct StepRecord {
     /// Evaluated inputs.
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub inputs: Value,
-    /// Output.
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub output: Value,
+    /// Output, shared with the run's variables (not copied per record).
+    #[serde(default, skip_serializing_if = "is_null")]
+    pub output: Arc<Value>,
     /// Extra detail: a diff's field changes, a merge's conflicts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<Value>,

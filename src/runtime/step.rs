@@ -91,7 +91,7 @@ impl Exec<'_> {
                 seq,
                 StepStatus::Skipped,
                 Value::Null,
-                Value::Null,
+                Arc::default(),
                 None,
                 None,
                 0,
@@ -107,7 +107,7 @@ impl Exec<'_> {
         seq: usize,
         status: StepStatus,
         inputs: Value,
-        output: Value,
+        output: Arc<Value>,
         detail: Option<Value>,
         error: Option<StepError>,
         ms: u64,
@@ -189,7 +189,7 @@ impl Exec<'_> {
                             seq,
                             status,
                             Value::Null,
-                            Value::Null,
+                            Arc::default(),
                             None,
                             error,
                             ms,
@@ -203,9 +203,10 @@ impl Exec<'_> {
             {
                 *last = Some(e.clone());
             }
+            let output = Arc::new(done.output);
             if let Some(name) = &step.output {
                 match (done.status, &done.error) {
-                    (StepStatus::Succeeded, _) => self.publish(frame, name, done.output.clone()),
+                    (StepStatus::Succeeded, _) => self.publish_shared(frame, name, output.clone()),
                     // A handler after a failed step reads why: `{{ sync.error.message }}`.
                     (StepStatus::Failed | StepStatus::TimedOut, Some(e)) => {
                         let status = if done.status == StepStatus::Failed {
@@ -224,7 +225,7 @@ impl Exec<'_> {
                 seq,
                 done.status,
                 done.inputs,
-                done.output,
+                output,
                 done.detail,
                 done.error,
                 ms,
