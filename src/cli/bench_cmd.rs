@@ -142,6 +142,8 @@ async fn bench(args: &BenchArgs, color: bool) -> Result<(Vec<Phase>, u64), Strin
             poll_interval: Some(Duration::from_secs(3600)),
         },
     )?;
+    // `keep_runs` stays the project's (30 days): the state file is new, so
+    // the pruner's pass at start-up finds nothing and the next is an hour away.
     config.max_body_bytes = 65_536;
     config.retry = RetryPolicy {
         attempts: 3,

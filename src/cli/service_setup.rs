@@ -15,7 +15,7 @@ use crate::connector::HttpConnectorSet;
 use crate::sandbox::{SandboxHandle, SandboxUrls};
 use crate::server::verify::{HttpFetcher, MICROSOFT_ISSUER, Verifier};
 use crate::service::{RetryPolicy, ServiceConfig};
-use crate::spec::project::{ConnectionSpec, ServerSpec};
+use crate::spec::project::{ConnectionSpec, ProjectSpec, ServerSpec};
 use crate::store::Store;
 
 /// A project opened against one environment.
@@ -226,6 +226,7 @@ pub(super) fn service_config(
     };
     Ok(ServiceConfig {
         dataverse_key,
+        keep_runs: Some(keep_runs(opened.project.project.as_ref())),
         project: opened.project.clone(),
         connectors: opened.set.clone(),
         store,
@@ -265,6 +266,21 @@ pub(super) fn service_config(
         },
     })
 }
+
+/// How long run records and finished events are kept: `state.keep_runs`, else
+/// 30 days. A zero or malformed value (which `cosync validate` reports) falls
+/// back to the default rather than deleting the whole history.
+pub(super) fn keep_runs(project: Option<&ProjectSpec>) -> Duration {
+    project
+        .and_then(|p| p.state.as_ref())
+        .and_then(|s| s.keep_runs.as_ref())
+        .and_then(|d| d.to_std())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(KEEP_RUNS)
+}
+
+/// The default of `state.keep_runs`.
+const KEEP_RUNS: Duration = Duration::from_secs(30 * 86_400);
 
 /// The connection of the project's `partner_center` connector in this environment.
 fn partner_center_connection(opened: &Opened) -> Option<ConnectionSpec> {
@@ -323,4 +339,32 @@ pub(super) fn open_existing_state(
         eprintln!("error: {e}");
         Outcome::Usage
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(state: serde_json::Value) -> ProjectSpec {
+        serde_json::from_value(serde_json::json!({
+            "project": "p", "environments": {}, "state": state
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn keep_runs_is_the_projects_else_thirty_days() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(keep_runs(None), 30 * day);
+        assert_eq!(keep_runs(Some(&project(serde_json::json!({})))), 30 * day);
+        assert_eq!(
+            keep_runs(Some(&project(serde_json::json!({"keep_runs": "7d"})))),
+            7 * day
+        );
+        // Refused by `cosync validate`; never read as "delete everything".
+        assert_eq!(
+            keep_runs(Some(&project(serde_json::json!({"keep_runs": "0s"})))),
+            30 * day
+        );
+    }
 }

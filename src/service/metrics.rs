@@ -1,6 +1,7 @@
 //! Prometheus metrics of one service instance (`GET /metrics`): events received,
 //! stored, refused, processed, failed and dead-lettered; run durations; API calls
-//! per connector; queue depth and dead letters (refreshed from the store).
+//! per connector; queue depth and dead letters (refreshed from the store); run
+//! records and finished events pruned.
 //!
 //! Each service owns its recorder (not the process-global one), so several
 //! services in one process (tests, `cosync demo`) keep separate figures.
@@ -159,6 +160,15 @@ impl Metrics {
         self.restarted.fetch_add(1, Ordering::Relaxed);
         let flow = flow.to_string();
         self.with(|| metrics::counter!("cosync_runs_restarted_total", "flow" => flow).increment(1));
+    }
+
+    /// `n` records of `kind` (`runs` or `events`) were pruned after
+    /// `state.keep_runs`.
+    pub fn pruned(&self, kind: &'static str, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.with(|| metrics::counter!("cosync_pruned_total", "kind" => kind).increment(n as u64));
     }
 
     fn depth(&self, queued: u64, running: u64, dead: u64, mirror: usize) {

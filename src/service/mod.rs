@@ -12,7 +12,8 @@
 //! - [`links`]: sync bases read before a run and saved after it;
 //! - [`mirror`]: the CRM records last read or written, so that a steady-state
 //!   change costs two API calls;
-//! - [`metrics`]: Prometheus counters and gauges.
+//! - [`metrics`]: Prometheus counters and gauges;
+//! - [`retention`]: run records and finished events pruned after `state.keep_runs`.
 //!
 //! Every SQLite call runs on `spawn_blocking`, never on the async runtime.
 
@@ -23,6 +24,7 @@ pub mod mirror;
 pub mod poller;
 pub mod push;
 pub mod receiver;
+pub mod retention;
 pub mod tracking;
 pub mod worker;
 
@@ -99,6 +101,10 @@ pub struct ServiceConfig {
     /// The key Dataverse webhooks must carry ([`push`]); `None` turns the
     /// endpoint off.
     pub dataverse_key: Option<crate::connector::secrets::Secret>,
+    /// How long run records and finished events are kept (`state.keep_runs`,
+    /// default 30 days): older ones are pruned at start-up and then hourly
+    /// ([`retention`]). `None` keeps everything.
+    pub keep_runs: Option<Duration>,
 }
 
 /// State shared by the receiver, the poller and the workers.
@@ -185,7 +191,7 @@ impl ServiceHandle {
 }
 
 /// Starts the service: recovers events a crash left running, binds the listener,
-/// and spawns the receiver, the poller and the workers.
+/// and spawns the receiver, the poller, the workers and the pruner.
 pub async fn start(config: ServiceConfig) -> std::io::Result<ServiceHandle> {
     let recovered = blocking(&config.store, |s| s.recover())
         .await
@@ -225,6 +231,7 @@ pub async fn start(config: ServiceConfig) -> std::io::Result<ServiceHandle> {
         tasks.spawn(worker::run(shared.clone(), n, stop_rx.clone()));
     }
     tasks.spawn(poller::run(shared.clone(), stop_rx.clone()));
+    tasks.spawn(retention::run(shared.clone(), stop_rx.clone()));
     tasks.spawn(metrics::refresh(shared.clone(), stop_rx));
     tracing::info!(%addr, workers, "cosync serve is listening");
     Ok(ServiceHandle {

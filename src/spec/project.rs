@@ -175,7 +175,9 @@ pub struct StateSpec {
     /// (default `.cosync/state.db`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// How long run records are kept (default `30d`).
+    /// How long run records and finished events are kept (default `30d`):
+    /// `cosync serve` deletes older ones at start-up and then hourly. Queued
+    /// events and dead letters are kept however old. Must be more than zero.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_runs: Option<Duration>,
 }

@@ -1,7 +1,8 @@
 //! The durable local state of `cosync serve`, in one SQLite file (WAL): the event
 //! queue with retries and dead letters, the links between referrals and CRM
 //! records with their last synced values, run history, parked conflicts, the
-//! audit log and CRM polling watermarks.
+//! audit log and CRM polling watermarks. Run history and finished events are
+//! pruned after `state.keep_runs` ([`retention`]).
 //!
 //! The API is synchronous (rusqlite); async callers go through [`Store::call`],
 //! which runs their work on the store's owner thread with group commit
@@ -11,6 +12,7 @@ mod checkpoint;
 mod links;
 mod owner;
 mod queue;
+mod retention;
 mod runs;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +23,7 @@ use rusqlite::config::DbConfig;
 
 pub use links::{Conflict, Link};
 pub use queue::{Enqueued, Event, EventState, EventTiming, NewEvent};
+pub use retention::EventsPruned;
 pub use runs::{AuditEntry, RunRow, RunSummary};
 
 /// A store failure.

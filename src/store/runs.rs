@@ -121,13 +121,6 @@ impl Store {
         stored.map(read_record).transpose()
     }
 
-    /// Deletes runs started before `before` (RFC 3339); returns how many.
-    pub fn prune_runs(&self, before: &str) -> Result<usize, StoreError> {
-        Ok(self
-            .conn()?
-            .execute("DELETE FROM runs WHERE started_at < ?1", params![before])?)
-    }
-
     /// Appends to the local audit log.
     pub fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         self.conn()?.prepare_cached("INSERT INTO audit (at, referral_id, crm_id, flow, run_id, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![if entry.at.is_empty() { now() } else { entry.at.clone() }, entry.referral_id, entry.crm_id, entry.flow, entry.run_id, entry.message])?;

@@ -318,3 +318,201 @@ fn a_state_file_with_the_earlier_queue_indexes_gets_the_partial_ones() {
     let claimed = s.claim(10).unwrap_or_default();
     assert_eq!(claimed.len(), 1, "the queued event is still claimed");
 }
+
+/// Inserts an event as stored at `received` and, unless open, ended at `finished`.
+fn old_event(s: &Store, id: i64, state: &str, received: &str, finished: Option<&str>) {
+    let conn = s.conn().unwrap_or_else(|e| panic!("{e}"));
+    conn.execute(
+        "INSERT INTO events (id, source, record_key, dedupe_key, payload, received_at, state, next_attempt_at, finished_at)
+         VALUES (?1, 'test', ?2, ?3, '{}', ?4, ?5, ?4, ?6)",
+        rusqlite::params![id, format!("r{id}"), format!("d{id}"), received, state, finished],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn old_run(s: &Store, id: &str, started: &str) {
+    let conn = s.conn().unwrap_or_else(|e| panic!("{e}"));
+    conn.execute(
+        "INSERT INTO runs VALUES (?1, 'f', 'succeeded', ?2, 1, NULL, '{}')",
+        rusqlite::params![id, started],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn ids(s: &Store, sql: &str) -> Vec<String> {
+    let conn = s.conn().unwrap_or_else(|e| panic!("{e}"));
+    let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{e}"));
+    stmt.query_map([], |r| r.get::<_, rusqlite::types::Value>(0))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(Result::ok)
+        .map(|v| match v {
+            rusqlite::types::Value::Integer(n) => n.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+/// Runs an events pass to its end; returns what each call deleted.
+fn events_pass(s: &Store, before: &str, span: i64) -> Vec<usize> {
+    let mut from = None;
+    let mut calls = Vec::new();
+    for _ in 0..1000 {
+        let step = s
+            .prune_events(before, from, span)
+            .unwrap_or_else(|e| panic!("{e}"));
+        calls.push(step.deleted);
+        match step.next {
+            Some(next) => from = Some(next),
+            None => return calls,
+        }
+    }
+    panic!("the pass does not end: {calls:?}");
+}
+
+const CUTOFF: &str = "2026-03-01T00:00:00.000Z";
+
+#[test]
+fn runs_started_before_the_cutoff_go_in_bounded_batches() {
+    let (_d, s) = store();
+    for i in 0..7 {
+        old_run(
+            &s,
+            &format!("old-{i}"),
+            &format!("2026-02-0{}T10:00:00.000Z", i + 1),
+        );
+    }
+    old_run(&s, "just-before", "2026-02-28T23:59:59.999Z");
+    old_run(&s, "at-the-cutoff", CUTOFF);
+    old_run(&s, "new", "2026-03-02T00:00:00.000Z");
+    let mut calls = Vec::new();
+    loop {
+        let n = s.prune_runs(CUTOFF, 3).unwrap_or_else(|e| panic!("{e}"));
+        calls.push(n);
+        if n < 3 {
+            break;
+        }
+        assert!(calls.len() < 10, "{calls:?}");
+    }
+    assert_eq!(calls, vec![3, 3, 2], "at most the limit per call");
+    assert_eq!(
+        ids(&s, "SELECT run_id FROM runs ORDER BY run_id"),
+        ["at-the-cutoff", "new"]
+    );
+    assert_eq!(s.prune_runs(CUTOFF, 3).unwrap_or_else(|e| panic!("{e}")), 0);
+}
+
+#[test]
+fn the_oldest_runs_go_first() {
+    let (_d, s) = store();
+    old_run(&s, "b", "2026-02-02T00:00:00.000Z");
+    old_run(&s, "a", "2026-02-01T00:00:00.000Z");
+    old_run(&s, "c", "2026-02-03T00:00:00.000Z");
+    assert_eq!(s.prune_runs(CUTOFF, 2).unwrap_or_else(|e| panic!("{e}")), 2);
+    assert_eq!(ids(&s, "SELECT run_id FROM runs"), ["c"]);
+}
+
+#[test]
+fn only_events_that_ended_before_the_cutoff_go() {
+    let (_d, s) = store();
+    let old = "2026-01-01T00:00:00.000Z";
+    let ended = Some("2026-01-01T00:00:01.000Z");
+    old_event(&s, 1, "done", old, ended);
+    old_event(&s, 2, "queued", old, None);
+    old_event(&s, 3, "running", old, None);
+    old_event(&s, 4, "dead", old, ended);
+    // Received before the cutoff, ended after it (it retried for a while).
+    old_event(&s, 5, "done", old, Some("2026-03-01T00:00:00.001Z"));
+    // A done event of an early version, without an end time.
+    old_event(&s, 6, "done", old, None);
+    old_event(
+        &s,
+        7,
+        "done",
+        "2026-02-28T23:00:00.000Z",
+        Some("2026-02-28T23:59:59.999Z"),
+    );
+    old_event(
+        &s,
+        8,
+        "done",
+        "2026-03-02T00:00:00.000Z",
+        Some("2026-03-02T00:00:01.000Z"),
+    );
+    assert_eq!(events_pass(&s, CUTOFF, 100).iter().sum::<usize>(), 3);
+    assert_eq!(
+        ids(&s, "SELECT id FROM events ORDER BY id"),
+        ["2", "3", "4", "5", "8"]
+    );
+    // The kept ones still work: the queued event is claimed, the dead one replays.
+    assert_eq!(s.claim(10).unwrap_or_default().len(), 1);
+    assert_eq!(s.replay(Some(4)).unwrap_or(0), 1);
+}
+
+#[test]
+fn an_events_pass_steps_over_gaps_and_old_dead_letters_in_bounded_calls() {
+    let (_d, s) = store();
+    let old = "2026-01-01T00:00:00.000Z";
+    let ended = Some("2026-01-01T00:01:00.000Z");
+    // Ids 1..=10 done, a dead letter at 11, a gap, then 1000..=1009 done, a
+    // queued retry at 1010, then events received after the cutoff.
+    for id in 1..=10 {
+        old_event(&s, id, "done", old, ended);
+    }
+    old_event(&s, 11, "dead", old, ended);
+    for id in 1000..=1009 {
+        old_event(&s, id, "done", old, ended);
+    }
+    old_event(&s, 1010, "queued", old, None);
+    for id in 1011..=1015 {
+        old_event(
+            &s,
+            id,
+            "done",
+            "2026-03-01T00:00:00.000Z",
+            Some("2026-03-01T00:00:01.000Z"),
+        );
+    }
+    old_event(&s, 5000, "done", old, ended);
+    let calls = events_pass(&s, CUTOFF, 4);
+    assert!(calls.iter().all(|n| *n <= 4), "at most the span: {calls:?}");
+    // 1-4, 5-8, 9-12, then a seek to 1000: 1000-1003, 1004-1007, 1008-1011;
+    // the next event (1012) was received at the cutoff: the pass ends without
+    // walking the gap between 12 and 1000 or the newer events.
+    assert_eq!(calls, vec![4, 4, 2, 4, 4, 2, 0]);
+    assert_eq!(
+        ids(&s, "SELECT id FROM events ORDER BY id"),
+        ["11", "1010", "1011", "1012", "1013", "1014", "1015", "5000"],
+        "an old event after newer ones (a clock set back) waits for a later pass"
+    );
+    // A second pass starts at the dead letter and deletes nothing.
+    assert_eq!(events_pass(&s, CUTOFF, 4), vec![0, 0, 0]);
+}
+
+#[test]
+fn an_events_pass_over_an_empty_queue_ends_at_once() {
+    let (_d, s) = store();
+    assert_eq!(events_pass(&s, CUTOFF, 1000), vec![0]);
+}
+
+#[test]
+fn pruning_reads_the_rowid_and_the_runs_index_not_the_whole_tables() {
+    let (_d, s) = store();
+    let conn = s.conn().unwrap_or_else(|e| panic!("{e}"));
+    let plan = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> String {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rows: Vec<String> = stmt
+            .query_map(params, |r| r.get::<_, String>(3))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .filter_map(Result::ok)
+            .collect();
+        rows.join("\n")
+    };
+    let runs = plan(retention::PRUNE_RUNS, &[&CUTOFF, &10]);
+    assert!(runs.contains("runs_started"), "{runs}");
+    assert!(!runs.contains("SCAN runs"), "{runs}");
+    let events = plan(retention::PRUNE_EVENTS, &[&1, &1001, &CUTOFF]);
+    assert!(events.contains("rowid>? AND rowid<?"), "{events}");
+}

@@ -1,6 +1,7 @@
 //! Project-level rules: secrets only as `${env:..}`/`${file:..}` references, valid
-//! references, known environments and connectors, declarative `http` operations
-//! (templates, JSONPaths, entity actions) and flow test files.
+//! references, known environments and connectors, a `state.keep_runs` above
+//! zero, declarative `http` operations (templates, JSONPaths, entity actions)
+//! and flow test files.
 
 use crate::diag::{Code, Diagnostic};
 use crate::expr::CompiledPath;
@@ -65,6 +66,19 @@ fn check_project_file(cx: &mut Cx<'_>) {
             None => d.with_help(format!("environments: {}", names.join(", "))),
         };
         cx.report(file, "/default_environment", d);
+    }
+    if let Some(keep) = p.spec.state.as_ref().and_then(|s| s.keep_runs.as_ref())
+        && keep.to_std().is_some_and(|d| d.is_zero())
+    {
+        let d = Diagnostic::error(
+            Code::InvalidValue,
+            format!(
+                "`keep_runs: {}` would delete the run history as it is written",
+                keep.0
+            ),
+        )
+        .with_help("keep it for some time, e.g. `30d` (the default when `keep_runs` is left out)");
+        cx.report(file, "/state/keep_runs", d);
     }
     if let Some(located) = project.files.get(file).and_then(|f| f.located.as_ref()) {
         let mut strings = Vec::new();
