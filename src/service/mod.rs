@@ -15,7 +15,8 @@
 //! - [`metrics`]: Prometheus counters and gauges;
 //! - [`retention`]: run records and finished events pruned after `state.keep_runs`.
 //!
-//! Every SQLite call runs on `spawn_blocking`, never on the async runtime.
+//! Every SQLite call runs on the store's owner thread (group commit,
+//! [`crate::store::Store::call`]), never on the async runtime.
 
 pub mod dispatch;
 pub mod links;

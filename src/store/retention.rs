@@ -3,9 +3,9 @@
 //! no call holds the store's single writer (the owner thread and its group
 //! commit, [`super::owner`]) for long.
 //!
-//! Only history goes: run records, and events that ended (`done`, superseded
-//! ones included). Queued and running events are work still to do, and dead
-//! letters wait for `cosync replay`; links, conflicts, the audit log and the
+//! Only history goes: run records (but not the last run of a dead letter), and
+//! events that ended (`done`, superseded ones included). Queued and running
+//! events are work still to do, and dead letters wait for `cosync replay`; links, conflicts, the audit log and the
 //! polling watermarks are never pruned. SQLite reuses the freed pages, so the
 //! file stops growing; it does not shrink (no `VACUUM`).
 
@@ -23,9 +23,12 @@ pub struct EventsPruned {
 }
 
 /// The oldest run records started before `?1`, at most `?2` (found on the
-/// `runs_started` index).
+/// `runs_started` index), except the last runs of dead letters: `cosync replay`
+/// and `runs show` still need to tell why they failed.
 pub(super) const PRUNE_RUNS: &str = "DELETE FROM runs WHERE rowid IN
-    (SELECT rowid FROM runs WHERE started_at < ?1 ORDER BY started_at LIMIT ?2)";
+    (SELECT rowid FROM runs WHERE started_at < ?1
+       AND run_id NOT IN (SELECT run_id FROM events WHERE state = 'dead' AND run_id IS NOT NULL)
+     ORDER BY started_at LIMIT ?2)";
 
 /// The events of ids `?1..?2` that ended before `?3` (a range of the rowid).
 pub(super) const PRUNE_EVENTS: &str = "DELETE FROM events WHERE id >= ?1 AND id < ?2

@@ -403,6 +403,34 @@ fn runs_started_before_the_cutoff_go_in_bounded_batches() {
 }
 
 #[test]
+fn the_last_run_of_a_dead_letter_is_kept() {
+    let (_d, s) = store();
+    old_run(&s, "failed", "2026-02-01T00:00:00.000Z");
+    old_run(&s, "other", "2026-02-01T00:00:01.000Z");
+    old_event(&s, 1, "dead", "2026-02-01T00:00:00.000Z", None);
+    {
+        let conn = s.conn().unwrap_or_else(|e| panic!("{e}"));
+        conn.execute("UPDATE events SET run_id = 'failed' WHERE id = 1", [])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(
+        s.prune_runs(CUTOFF, 10).unwrap_or_else(|e| panic!("{e}")),
+        1
+    );
+    assert_eq!(ids(&s, "SELECT run_id FROM runs"), ["failed"]);
+    // Replayed and done: its run is history like any other.
+    let _ = s.replay(Some(1));
+    let claimed = s.claim(1).unwrap_or_default();
+    assert_eq!(claimed.len(), 1);
+    let _ = s.complete(1, Some("replayed"));
+    assert_eq!(
+        s.prune_runs(CUTOFF, 10).unwrap_or_else(|e| panic!("{e}")),
+        1
+    );
+    assert!(ids(&s, "SELECT run_id FROM runs").is_empty());
+}
+
+#[test]
 fn the_oldest_runs_go_first() {
     let (_d, s) = store();
     old_run(&s, "b", "2026-02-02T00:00:00.000Z");
