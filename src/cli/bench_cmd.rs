@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 use super::Outcome;
 use super::args::{BenchArgs, OutputFormat};
 use super::service_setup::{self, Overrides};
+
+mod cpu;
 use crate::service::RetryPolicy;
 
 /// The figures of one phase.
@@ -36,11 +38,18 @@ struct Phase {
     /// Process CPU time (user + system, every thread: service, sandbox and the
     /// bench's client) per event during the timed phase, in milliseconds.
     cpu_ms_per_event: f64,
+    /// The part of `cpu_ms_per_event` spent on the service's threads (its
+    /// runtime and the state store's): without the sandbox and the bench's
+    /// client, which stand for Microsoft's services and Partner Center's
+    /// webhook deliveries.
+    service_cpu_ms_per_event: f64,
     /// The part of `cpu_ms_per_event` spent on the state store's owner thread
     /// (SQLite: queue, links, run records, commits and checkpoints).
     store_cpu_ms_per_event: f64,
     /// Cores busy on average during the phase (CPU time / wall time).
     cores_used: f64,
+    /// The service's part of `cores_used`.
+    service_cores_used: f64,
     /// State-store calls per committed transaction (group commit).
     store_calls_per_commit: f64,
     /// Why events failed, with counts.
@@ -56,7 +65,23 @@ pub(super) fn run(args: &BenchArgs, color: bool) -> Outcome {
         Ok(r) => r,
         Err(o) => return o,
     };
-    match runtime.block_on(bench(args, color)) {
+    // The sandbox and the bench's webhook client stand for Microsoft's services:
+    // they run on threads of their own, so that the service's own CPU can be told
+    // apart from theirs ([`cpu::Split`]).
+    let outside = match tokio::runtime::Builder::new_multi_thread()
+        .thread_name(cpu::OUTSIDE_THREADS)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the sandbox's runtime: {e}");
+            return Outcome::Usage;
+        }
+    };
+    let result = runtime.block_on(bench(args, color, outside.handle().clone()));
+    outside.shutdown_timeout(Duration::from_secs(5));
+    match result {
         Ok((phases, peak_kib)) => {
             let ok = phases
                 .iter()
@@ -86,7 +111,11 @@ pub(super) fn run(args: &BenchArgs, color: bool) -> Outcome {
     }
 }
 
-async fn bench(args: &BenchArgs, color: bool) -> Result<(Vec<Phase>, u64), String> {
+async fn bench(
+    args: &BenchArgs,
+    color: bool,
+    outside: tokio::runtime::Handle,
+) -> Result<(Vec<Phase>, u64), String> {
     let n = args.events.max(1);
     let (_dir, target) = super::demo_cmd::embedded_project()?;
     let mut project = service_setup::load(&target, color)
@@ -107,12 +136,14 @@ async fn bench(args: &BenchArgs, color: bool) -> Result<(Vec<Phase>, u64), Strin
         json!({"partner_center": {"referrals": referrals}}).to_string(),
     )
     .map_err(|e| e.to_string())?;
-    let sandbox = crate::sandbox::start(crate::sandbox::SandboxConfig {
-        seed_dir: Some(seed_dir.path().to_path_buf()),
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| format!("cannot start the sandbox: {e}"))?;
+    let sandbox = outside
+        .spawn(crate::sandbox::start(crate::sandbox::SandboxConfig {
+            seed_dir: Some(seed_dir.path().to_path_buf()),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| format!("cannot start the sandbox: {e}"))?
+        .map_err(|e| format!("cannot start the sandbox: {e}"))?;
     let urls = sandbox.urls().clone();
     // The benchmark measures cosync, not the services' protection limits.
     let unlimited = crate::spec::project::LimitsSpec {
@@ -176,13 +207,16 @@ async fn bench(args: &BenchArgs, color: bool) -> Result<(Vec<Phase>, u64), Strin
             }
         }
         let phase = drive(
-            &service, &sandbox, &client, &urls, &ids, name, event, args.rate,
+            &service, &sandbox, &client, &outside, &urls, &ids, name, event, args.rate,
         )
         .await?;
         phases.push(phase);
     }
     service.shutdown(Duration::from_secs(5)).await;
-    sandbox.shutdown().await;
+    outside
+        .spawn(sandbox.shutdown())
+        .await
+        .map_err(|e| format!("the sandbox did not stop: {e}"))?;
     Ok((phases, peak_rss_kib()))
 }
 
@@ -240,6 +274,7 @@ async fn drive(
     service: &crate::service::ServiceHandle,
     sandbox: &crate::sandbox::SandboxHandle,
     client: &reqwest::Client,
+    outside: &tokio::runtime::Handle,
     urls: &crate::sandbox::SandboxUrls,
     ids: &[String],
     name: &'static str,
@@ -253,8 +288,7 @@ async fn drive(
     let url = reqwest::Url::parse(&service.webhook_url()).map_err(|e| e.to_string())?;
     let prepared = prepare(sandbox, urls, ids, event)?;
     let before = service.metrics();
-    let cpu_before = cpu_seconds();
-    let store_cpu_before = store_cpu_seconds();
+    let cpu_before = cpu::Split::now();
     let store_before = store.group_commits();
     let started = Instant::now();
     let limit = Arc::new(tokio::sync::Semaphore::new(64));
@@ -272,12 +306,15 @@ async fn drive(
             .await
             .map_err(|e| e.to_string())?;
         let request = client.post(url.clone()).headers(headers).body(body);
-        tasks.spawn(async move {
-            let sent = Utc::now();
-            let answer = request.send().await.map(|r| r.status());
-            drop(permit);
-            (i, sent, answer)
-        });
+        tasks.spawn_on(
+            async move {
+                let sent = Utc::now();
+                let answer = request.send().await.map(|r| r.status());
+                drop(permit);
+                (i, sent, answer)
+            },
+            outside,
+        );
     }
     let mut sent_at: Vec<Option<chrono::DateTime<Utc>>> = vec![None; ids.len()];
     let mut refused = 0;
@@ -295,8 +332,7 @@ async fn drive(
         }
     }
     let timings = wait_for_ends(service, first_id, ids.len(), refused, before).await?;
-    let cpu = cpu_seconds() - cpu_before;
-    let store_cpu = store_cpu_seconds() - store_cpu_before;
+    let cpu = cpu::Split::now().since(&cpu_before);
     let store_after = store.group_commits();
     let wall = started.elapsed().as_secs_f64().max(1e-6);
     let sent: std::collections::HashMap<String, chrono::DateTime<Utc>> = ids
@@ -360,9 +396,11 @@ async fn drive(
         p99_ms: pct(0.99),
         max_ms: latencies.last().copied().unwrap_or(0.0),
         api_calls_per_event: (service.metrics().calls - before.calls) as f64 / ids.len() as f64,
-        cpu_ms_per_event: cpu * 1000.0 / ids.len() as f64,
-        store_cpu_ms_per_event: store_cpu * 1000.0 / ids.len() as f64,
-        cores_used: cpu / wall,
+        cpu_ms_per_event: cpu.total * 1000.0 / ids.len() as f64,
+        service_cpu_ms_per_event: cpu.service() * 1000.0 / ids.len() as f64,
+        store_cpu_ms_per_event: cpu.store * 1000.0 / ids.len() as f64,
+        cores_used: cpu.total / wall,
+        service_cores_used: cpu.service() / wall,
         store_calls_per_commit: (store_after.0 - store_before.0) as f64
             / (store_after.1 - store_before.1).max(1) as f64,
         errors,
@@ -404,42 +442,6 @@ async fn wait_for_ends(
     }
 }
 
-/// CPU time (user + system) the process has used, in seconds, from
-/// `/proc/self/stat` (clock ticks, assumed 100 per second as on Linux); 0 where
-/// /proc is missing.
-fn cpu_seconds() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| stat_cpu_seconds(&s))
-        .unwrap_or(0.0)
-}
-
-/// CPU time of the state store's owner thread (`cosync-store`), as
-/// [`cpu_seconds`] counts it; 0 where /proc is missing.
-fn store_cpu_seconds() -> f64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    tasks
-        .flatten()
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "cosync-store")
-        })
-        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
-        .filter_map(|s| stat_cpu_seconds(&s))
-        .sum()
-}
-
-/// User + system time from a `/proc/.../stat` line.
-fn stat_cpu_seconds(stat: &str) -> Option<f64> {
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
-}
-
 /// The process's peak resident set (VmHWM) in KiB; 0 where /proc is missing.
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -467,7 +469,7 @@ fn table(args: &BenchArgs, phases: &[Phase], peak_kib: u64) -> String {
             .unwrap_or(1)
     );
     out.push_str(&format!(
-        "{:<8} {:>7} {:>7} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9} {:>9} {:>6} {:>11}\n",
+        "{:<8} {:>7} {:>7} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>6} {:>11}\n",
         "phase",
         "events",
         "failed",
@@ -479,13 +481,14 @@ fn table(args: &BenchArgs, phases: &[Phase], peak_kib: u64) -> String {
         "max ms",
         "calls/event",
         "cpu ms/ev",
+        "svc ms/ev",
         "store ms",
         "cores",
         "calls/commit"
     ));
     for p in phases {
         out.push_str(&format!(
-            "{:<8} {:>7} {:>7} {:>8.2} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11.2} {:>9.2} {:>9.2} {:>6.2} {:>11.1}\n",
+            "{:<8} {:>7} {:>7} {:>8.2} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11.2} {:>9.2} {:>9.2} {:>9.2} {:>6.2} {:>11.1}\n",
             p.name,
             p.events,
             p.failed,
@@ -497,6 +500,7 @@ fn table(args: &BenchArgs, phases: &[Phase], peak_kib: u64) -> String {
             p.max_ms,
             p.api_calls_per_event,
             p.cpu_ms_per_event,
+            p.service_cpu_ms_per_event,
             p.store_cpu_ms_per_event,
             p.cores_used,
             p.store_calls_per_commit
