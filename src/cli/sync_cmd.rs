@@ -343,7 +343,7 @@ async fn run_one(
             dry_run,
             started_at: crate::store::now(),
             duration_ms: 0,
-            outputs: serde_json::Map::new(),
+            outputs: Vec::new(),
         };
         return (observer.record.finish(&outcome), Vec::new());
     };

@@ -293,7 +293,7 @@ fn text_diff(expected: &str, actual: &str) -> String {
 fn check(
     case: &TestCase,
     record: &RunRecord,
-    outputs: &serde_json::Map<String, Value>,
+    outputs: &[(String, std::sync::Arc<Value>)],
 ) -> Vec<String> {
     let mut failures = Vec::new();
     let expect = &case.expect;
@@ -417,7 +417,10 @@ fn check(
         }
     }
     for (id, want) in &expect.outputs {
-        let got = outputs.get(id).cloned().unwrap_or(Value::Null);
+        let got = outputs
+            .iter()
+            .find(|(k, _)| k == id)
+            .map_or(Value::Null, |(_, v)| (**v).clone());
         if !matches(want, &got) {
             failures.push(format!(
                 "output of `{id}` (- expected, + actual):\n{}",

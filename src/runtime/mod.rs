@@ -61,8 +61,9 @@ pub struct RunOutcome {
     pub started_at: String,
     /// Wall time.
     pub duration_ms: u64,
-    /// Step outputs and variables at the end, by name.
-    pub outputs: serde_json::Map<String, Value>,
+    /// Step outputs and variables at the end, by name, in the order first set
+    /// (shared with the step records, not copied: most callers never read them).
+    pub outputs: Vec<(String, Arc<Value>)>,
 }
 
 /// Why a run stops before its steps are done.
@@ -246,13 +247,8 @@ impl<'a> Interpreter<'a> {
             .filter(|(k, _)| !outputs.iter().any(|(p, _)| p == k))
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
-        // The frame's views share the values: without them, most are not copied.
         drop(frame);
         outputs.extend(rest);
-        let outputs = outputs
-            .into_iter()
-            .map(|(k, v)| (k, Arc::unwrap_or_clone(v)))
-            .collect();
         RunOutcome {
             run_id,
             flow: flow.name.clone(),
