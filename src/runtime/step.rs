@@ -516,11 +516,37 @@ impl Exec<'_> {
                 }
             }
             StepKind::Set(values) => {
-                let evaluated = eval_values(values, frame, "set")?;
-                for (k, v) in &evaluated {
-                    self.publish(frame, k, v.clone());
+                // Evaluated first, all of them, then published: a value reads the
+                // variables as they were before the step. A value that is just a
+                // variable (`opportunity: "{{ by_identifier }}"`) is shared, not
+                // copied; the step record holds one copy.
+                let ctx = frame.ctx();
+                let var = |name: &str| frame.get(name).map(|v| &**v);
+                let mut evaluated: Vec<(&String, Arc<Value>)> = Vec::with_capacity(values.len());
+                for (k, v) in values {
+                    let shared = match v {
+                        CompiledValue::Text(t) => {
+                            t.variable().and_then(|name| frame.get(name)).cloned()
+                        }
+                        _ => None,
+                    };
+                    let value =
+                        match shared {
+                            Some(value) => value,
+                            None => Arc::new(v.eval_in(&ctx, &var).map_err(|e| {
+                                StepError::new("template", format!("set `{k}`: {e}"))
+                            })?),
+                        };
+                    evaluated.push((k, value));
                 }
-                Ok(Done::ok(Value::Object(evaluated), Value::Null))
+                let record = evaluated
+                    .iter()
+                    .map(|(k, v)| ((*k).clone(), (**v).clone()))
+                    .collect();
+                for (k, v) in evaluated {
+                    self.publish_shared(frame, k, v);
+                }
+                Ok(Done::ok(Value::Object(record), Value::Null))
             }
             StepKind::Terminate { status, message } => {
                 let message = message
