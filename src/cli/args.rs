@@ -319,8 +319,9 @@ pub struct BenchArgs {
     /// Offered load in events per second (0 = as fast as possible).
     #[arg(long, default_value_t = 0)]
     pub rate: u32,
-    /// Records processed in parallel.
-    #[arg(long, default_value_t = 8)]
+    /// Records processed in parallel (16: the most events per second on a
+    /// 2-core machine; more workers cost more CPU per event, see BENCHMARKS.md).
+    #[arg(long, default_value_t = 16)]
     pub workers: usize,
     /// State file of the service, e.g. on the disk it will run on; it must not
     /// exist and is kept for inspection (default: a temporary file, removed).
