@@ -51,10 +51,43 @@ pub(super) fn eval_shared(
     frame: &mut Frame,
     what: &str,
 ) -> Result<Arc<Value>, StepError> {
-    if let Some(v) = t.variable().and_then(|name| frame.get(name)) {
-        return Ok(v.clone());
+    if let Some(v) = shared_variable(t, frame) {
+        return Ok(v);
     }
     eval(t, frame, what).map(Arc::new)
+}
+
+/// The value of `t` when it is just a variable (`{{ referral }}`), shared.
+fn shared_variable(t: &CompiledText, frame: &Frame) -> Option<Arc<Value>> {
+    t.variable().and_then(|name| frame.get(name)).cloned()
+}
+
+/// Like [`eval_values`], each value that is just a variable shared with it
+/// instead of copied.
+pub(super) fn eval_values_shared<'v>(
+    values: &'v [(String, CompiledValue)],
+    frame: &mut Frame,
+    what: &str,
+) -> Result<Vec<(&'v String, Arc<Value>)>, StepError> {
+    let ctx = frame.ctx();
+    let var = |name: &str| frame.get(name).map(|v| &**v);
+    values
+        .iter()
+        .map(|(k, v)| {
+            let shared = match v {
+                CompiledValue::Text(t) => shared_variable(t, frame),
+                _ => None,
+            };
+            let value = match shared {
+                Some(value) => value,
+                None => Arc::new(
+                    v.eval_in(&ctx, &var)
+                        .map_err(|e| StepError::new("template", format!("{what} `{k}`: {e}")))?,
+                ),
+            };
+            Ok((k, value))
+        })
+        .collect()
 }
 
 pub(super) fn eval_values(
@@ -520,25 +553,7 @@ impl Exec<'_> {
                 // variables as they were before the step. A value that is just a
                 // variable (`opportunity: "{{ by_identifier }}"`) is shared, not
                 // copied; the step record holds one copy.
-                let ctx = frame.ctx();
-                let var = |name: &str| frame.get(name).map(|v| &**v);
-                let mut evaluated: Vec<(&String, Arc<Value>)> = Vec::with_capacity(values.len());
-                for (k, v) in values {
-                    let shared = match v {
-                        CompiledValue::Text(t) => {
-                            t.variable().and_then(|name| frame.get(name)).cloned()
-                        }
-                        _ => None,
-                    };
-                    let value =
-                        match shared {
-                            Some(value) => value,
-                            None => Arc::new(v.eval_in(&ctx, &var).map_err(|e| {
-                                StepError::new("template", format!("set `{k}`: {e}"))
-                            })?),
-                        };
-                    evaluated.push((k, value));
-                }
+                let evaluated = eval_values_shared(values, frame, "set")?;
                 let record = evaluated
                     .iter()
                     .map(|(k, v)| ((*k).clone(), (**v).clone()))
