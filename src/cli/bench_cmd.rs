@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 use super::Outcome;
 use super::args::{BenchArgs, OutputFormat};
 use super::service_setup::{self, Overrides};
+use crate::service::RetryPolicy;
 
 mod cpu;
-use crate::service::RetryPolicy;
 
 /// The figures of one phase.
 #[derive(Debug, Clone, Serialize)]

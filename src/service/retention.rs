@@ -122,7 +122,7 @@ async fn pause(d: Duration, stop: &watch::Receiver<bool>) {
 
 /// The pruner task: a pass at start-up, then every [`EVERY`], until stopped.
 /// Does nothing when the service keeps everything (`keep_runs: None`).
-pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     let Some(keep) = shared.config.keep_runs else {
         return;
     };
@@ -152,9 +152,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 Err(e) => tracing::warn!("state store: pruning failed, tried again later: {e}"),
             }
         }
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            _ = tokio::time::sleep(EVERY) => {}
+        pause(EVERY, &stop).await;
+        if *stop.borrow() {
+            return;
         }
     }
 }
